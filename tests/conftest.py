@@ -1,0 +1,29 @@
+import itertools
+
+import pytest
+
+from timelaw.config import TrainSetup, TransformerConfig
+
+
+def option_grid():
+    """Every combination of the config and setup options (256 small models), with varied sizes."""
+    options = itertools.product(
+        ["gelu", "swiglu"], ["layernorm", "rmsnorm"], ["learned", "rotary"], [True, False], [True, False],
+        ["math", "flash"], ["none", "full"], ["mha", "gqa"],
+    )
+    grid = []
+    for i, (mlp, norm, positions, tied, bias, attention, ckpt, heads) in enumerate(options):
+        d_model = (32, 48, 64)[i % 3]
+        n_heads = 4
+        cfg = TransformerConfig(
+            d_model=d_model, n_layers=1 + i % 3, n_heads=n_heads, n_kv_heads=n_heads if heads == "mha" else 2,
+            mlp=mlp, norm=norm, positions=positions, tied_embeddings=tied, bias=bias,
+            vocab_size=(97, 128)[i % 2], seq_len=(16, 24)[i % 2],
+        )
+        setup = TrainSetup(
+            micro_batch_size=1 + i % 2, global_batch_size=2 * (1 + i % 2), attention=attention,
+            activation_checkpointing=ckpt, precision=("bf16", "fp32")[i % 2],
+            optimizer=("adamw", "sgd")[(i // 2) % 2],
+        )
+        grid.append(pytest.param(cfg, setup, id=f"{i}-{mlp}-{norm}-{positions}-{tied}-{bias}-{attention}-{ckpt}-{heads}"))
+    return grid

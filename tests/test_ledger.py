@@ -1,0 +1,130 @@
+"""The ledger against torch: parameter counts, flops (FlopCounterMode) and allocated state, exactly."""
+import numpy as np
+import pytest
+
+from tests.conftest import option_grid
+from timelaw.config import TrainSetup, TransformerConfig
+from timelaw.ledger import ledger
+from timelaw.params import count_params
+from timelaw.shapes import ShapeBatch
+
+torch = pytest.importorskip("torch")
+from torch.utils import flop_counter  # noqa: E402
+
+from timelaw.reference import build_model, make_optimizer, random_batches, train_step  # noqa: E402
+
+GRID = option_grid()
+
+
+def _register_cpu_sdpa_flops():
+    """FlopCounterMode has formulas for the GPU attention kernels but not the CPU one: reuse torch's own."""
+    aten = torch.ops.aten
+    registry = flop_counter.flop_registry
+    if aten._scaled_dot_product_flash_attention_for_cpu in registry:
+        return
+
+    @flop_counter.register_flop_formula(aten._scaled_dot_product_flash_attention_for_cpu)
+    def _forward(query, key, value, *args, out_shape=None, **kwargs):
+        return flop_counter.sdpa_flop_count(query, key, value)
+
+    @flop_counter.register_flop_formula(aten._scaled_dot_product_flash_attention_for_cpu_backward)
+    def _backward(grad_out, query, key, value, *args, out_shape=None, **kwargs):
+        return flop_counter.sdpa_backward_flop_count(grad_out, query, key, value)
+
+
+def test_grid_covers_every_option():
+    assert len(GRID) >= 50
+    cfgs = [p.values[0] for p in GRID]
+    setups = [p.values[1] for p in GRID]
+    for field in ("mlp", "norm", "positions", "tied_embeddings", "bias"):
+        assert len({getattr(c, field) for c in cfgs}) == 2, field
+    assert {c.n_kv_heads < c.n_heads for c in cfgs} == {True, False}
+    for field in ("attention", "activation_checkpointing", "precision", "optimizer"):
+        assert len({getattr(s, field) for s in setups}) == 2, field
+
+
+@pytest.mark.parametrize("cfg, setup", GRID)
+def test_param_count_matches_reference_model(cfg, setup):
+    model = build_model(cfg, setup)
+    assert sum(p.numel() for p in model.parameters()) == count_params(cfg).total
+
+
+@pytest.mark.parametrize("cfg, setup", GRID)
+def test_matmul_and_attention_flops_match_flop_counter(cfg, setup):
+    _register_cpu_sdpa_flops()
+    torch.manual_seed(0)
+    model = build_model(cfg, setup)
+    optimizer = make_optimizer(model, setup)
+    batches = random_batches(cfg, setup, "cpu")
+    with flop_counter.FlopCounterMode(display=False) as counter:
+        train_step(model, optimizer, batches, setup)
+    step = ledger(cfg, setup)
+    assert counter.get_total_flops() == step.total("flops", cls="matmul") + step.total("flops", cls="attention")
+
+
+@pytest.mark.parametrize("cfg, setup", GRID[::8])
+def test_weight_gradient_and_optimizer_bytes_match_torch(cfg, setup):
+    model = build_model(cfg, setup)
+    optimizer = make_optimizer(model, setup)
+    tokens = torch.randint(0, cfg.vocab_size, (1, cfg.seq_len))
+    logits = model(tokens)
+    torch.nn.functional.cross_entropy(logits.view(-1, cfg.vocab_size), tokens.view(-1)).backward()
+    optimizer.step()  # allocates the optimizer state
+    params = list(model.parameters())
+    nbytes = lambda t: t.numel() * t.element_size()  # noqa: E731
+    state = sum(nbytes(t) for s in optimizer.state.values() for t in s.values() if torch.is_tensor(t))
+    memory = ledger(cfg, setup).memory
+    assert memory.weights_bytes == sum(nbytes(p) for p in params)
+    assert memory.gradient_bytes == sum(nbytes(p.grad) for p in params)
+    assert memory.optimizer_bytes == state
+
+
+def test_vectorised_totals_equal_one_config_at_a_time():
+    setup = TrainSetup(micro_batch_size=4, global_batch_size=8)
+    d_models = np.array([256, 512, 768, 1024])
+    layers = np.array([4, 8, 12, 24])
+    heads = d_models // 64
+    batch = ShapeBatch.from_arrays(d_models, layers, heads, vocab_size=32000, seq_len=512,
+                                   micro_batch_size=4, grad_accum_steps=2)
+    many = ledger(batch, setup)
+    for i in range(len(d_models)):
+        cfg = TransformerConfig(d_model=int(d_models[i]), n_layers=int(layers[i]), n_heads=int(heads[i]),
+                                vocab_size=32000, seq_len=512)
+        one = ledger(cfg, setup)
+        for field in ("flops", "bytes", "kernels"):
+            assert many.total(field)[i] == pytest.approx(one.total(field), rel=1e-12)
+        assert many.memory.total_bytes[i] == pytest.approx(one.memory.total_bytes, rel=1e-12)
+
+
+def test_ledger_flops_follow_the_six_n_rule_for_a_large_model():
+    # For a wide model with short context, matmul flops are close to 6 x params x tokens (Kaplan et al.).
+    cfg = TransformerConfig(d_model=4096, n_layers=32, n_heads=32, seq_len=256, vocab_size=32000)
+    setup = TrainSetup(micro_batch_size=1)
+    tokens = setup.micro_batch_size * cfg.seq_len
+    ratio = ledger(cfg, setup).total("flops", cls="matmul") / (6 * count_params(cfg).total * tokens)
+    assert 0.97 < ratio < 1.03
+
+
+def test_checkpointing_trades_memory_for_recompute():
+    # a small vocabulary, so that the logits (not checkpointed) do not dominate
+    cfg = TransformerConfig(d_model=512, n_layers=8, n_heads=8, seq_len=1024, vocab_size=1024)
+    plain = ledger(cfg, TrainSetup(micro_batch_size=8))
+    ckpt = ledger(cfg, TrainSetup(micro_batch_size=8, activation_checkpointing="full"))
+    assert ckpt.memory.activation_bytes < 0.5 * plain.memory.activation_bytes
+    assert ckpt.total("flops") > 1.2 * plain.total("flops")
+    assert plain.total("flops", phase="recompute") == 0
+
+
+def test_gradient_accumulation_repeats_the_micro_batch_work():
+    cfg = TransformerConfig(d_model=256, n_layers=4, n_heads=4, seq_len=256)
+    one = ledger(cfg, TrainSetup(micro_batch_size=4, global_batch_size=4))
+    four = ledger(cfg, TrainSetup(micro_batch_size=4, global_batch_size=16))
+    assert four.total("flops", cls="matmul") == pytest.approx(4 * one.total("flops", cls="matmul"))
+    assert four.total("bytes", cls="optimizer") == one.total("bytes", cls="optimizer")
+
+
+def test_table_lists_every_op_and_total():
+    step = ledger(TransformerConfig(d_model=128, n_layers=2, n_heads=4), TrainSetup(micro_batch_size=2))
+    text = step.table()
+    assert "attn.qkv" in text and "optimizer.adamw" in text and text.splitlines()[-1].startswith("total")
+    assert len(text.splitlines()) == len(step.ops) + 2

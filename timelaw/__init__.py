@@ -1,0 +1,30 @@
+"""timelaw: what your GPU time buys.
+
+Predict the step time of a transformer on a device, turn a time budget into tokens, and a loss law into the
+final loss and the best shape for the budget. `timelaw.__all__` is the documented surface.
+"""
+from __future__ import annotations
+
+import importlib
+
+from timelaw._version import __version__
+from timelaw.config import TrainSetup, TransformerConfig
+from timelaw.ledger import Ledger, ledger
+from timelaw.params import ParamCount, count_params
+from timelaw.shapes import ShapeBatch
+
+# Subpackages imported on first use: `reference` needs torch, the others are not needed to import timelaw.
+_LAZY_SUBMODULES = ("reference", "laws", "theory")
+
+__all__ = [
+    "__version__",
+    "TransformerConfig", "TrainSetup", "ShapeBatch",
+    "count_params", "ParamCount", "ledger", "Ledger",
+    *_LAZY_SUBMODULES,
+]
+
+
+def __getattr__(name: str):
+    if name in _LAZY_SUBMODULES:
+        return importlib.import_module(f"timelaw.{name}")
+    raise AttributeError(f"module 'timelaw' has no attribute {name!r}")

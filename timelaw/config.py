@@ -1,0 +1,165 @@
+"""What is trained (TransformerConfig) and how (TrainSetup): frozen, validated, JSON round-trip.
+
+Defaults that depend on other fields (d_ff, n_kv_heads, the global batch) are filled in at validation time
+so that a config printed or saved says exactly what will be trained.
+"""
+from __future__ import annotations
+
+import math
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+__all__ = ["TransformerConfig", "TrainSetup", "check_compatible", "default_d_ff", "BYTES_PER_ELEMENT"]
+
+# Bytes of one activation element under each precision setting (mixed precision keeps fp32 master weights).
+BYTES_PER_ELEMENT = {"fp32": 4, "bf16": 2, "fp16": 2}
+
+# SwiGLU hidden sizes are rounded up to a multiple of this, as LLaMA-style models do, for efficient matmuls.
+SWIGLU_MULTIPLE = 64
+
+
+def default_d_ff(d_model: int, mlp: str) -> int:
+    """4 x d_model for a GELU MLP; 8/3 x d_model rounded up to a multiple of 64 for SwiGLU (same params)."""
+    if mlp == "swiglu":
+        return SWIGLU_MULTIPLE * math.ceil(8 * d_model / 3 / SWIGLU_MULTIPLE)
+    return 4 * d_model
+
+
+def _field_error(model: str, field: str, value, message: str) -> ValidationError:
+    """A pydantic ValidationError that points at one field, for checks that span several."""
+    detail = InitErrorDetails(
+        type=PydanticCustomError("value_error", "{msg}", {"msg": message}), loc=(field,), input=value
+    )
+    return ValidationError.from_exception_data(model, [detail])
+
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+class TransformerConfig(BaseModel):
+    """A decoder-only transformer: widths, depth, heads, vocabulary, context and block options."""
+
+    model_config = _FROZEN
+
+    d_model: int = Field(gt=0, description="residual stream width")
+    n_layers: int = Field(gt=0, description="number of transformer blocks")
+    n_heads: int = Field(gt=0, description="query heads; head_dim = d_model / n_heads")
+    n_kv_heads: Optional[int] = Field(default=None, gt=0, description="key/value heads (GQA); default n_heads")
+    d_ff: Optional[int] = Field(default=None, gt=0, description="MLP hidden width; default from mlp kind")
+    mlp: Literal["gelu", "swiglu"] = "gelu"
+    vocab_size: int = Field(default=50257, gt=0)
+    seq_len: int = Field(default=1024, gt=0, description="context length in tokens")
+    tied_embeddings: bool = True
+    positions: Literal["learned", "rotary"] = "learned"
+    norm: Literal["layernorm", "rmsnorm"] = "layernorm"
+    bias: bool = Field(default=False, description="biases in linear layers and LayerNorm")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_defaults(cls, data):
+        if isinstance(data, dict):
+            data = dict(data)
+            if data.get("n_kv_heads") is None and "n_heads" in data:
+                data["n_kv_heads"] = data["n_heads"]
+            if data.get("d_ff") is None and isinstance(data.get("d_model"), int) and data["d_model"] > 0:
+                data["d_ff"] = default_d_ff(data["d_model"], data.get("mlp", "gelu"))
+        return data
+
+    @field_validator("n_heads")
+    @classmethod
+    def _heads_divide_width(cls, n_heads: int, info: ValidationInfo) -> int:
+        d_model = info.data.get("d_model")
+        if d_model is not None and d_model % n_heads:
+            raise ValueError(f"must divide d_model ({d_model}); got {n_heads}")
+        return n_heads
+
+    @field_validator("n_kv_heads")
+    @classmethod
+    def _kv_heads_divide_heads(cls, n_kv_heads: int, info: ValidationInfo) -> int:
+        n_heads = info.data.get("n_heads")
+        if n_heads is not None and n_heads % n_kv_heads:
+            raise ValueError(f"must divide n_heads ({n_heads}); got {n_kv_heads}")
+        return n_kv_heads
+
+    @model_validator(mode="after")
+    def _rotary_needs_even_head_dim(self):
+        if self.positions == "rotary" and self.head_dim % 2:
+            raise _field_error(
+                "TransformerConfig", "positions", self.positions,
+                f"rotary positions need an even head_dim (d_model / n_heads), got {self.head_dim}",
+            )
+        return self
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+
+class TrainSetup(BaseModel):
+    """How a model is trained: batch, precision, optimizer, memory-saving and parallelism choices.
+
+    Batch sizes count sequences. global_batch_size = micro_batch_size x data_parallel x accumulation steps.
+    """
+
+    model_config = _FROZEN
+
+    micro_batch_size: int = Field(default=8, gt=0, description="sequences per device per forward pass")
+    precision: Literal["fp32", "bf16", "fp16"] = "bf16"
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    activation_checkpointing: Literal["none", "full"] = "none"
+    attention: Literal["math", "flash"] = "flash"
+    tensor_parallel: int = Field(default=1, gt=0)
+    pipeline_parallel: int = Field(default=1, gt=0)
+    data_parallel: int = Field(default=1, gt=0)
+    # Last, so that its validator sees the micro batch and data-parallel size.
+    global_batch_size: Optional[int] = Field(default=None, gt=0, description="sequences per optimizer step")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_global_batch(cls, data):
+        if isinstance(data, dict) and data.get("global_batch_size") is None:
+            data = dict(data)
+            data["global_batch_size"] = data.get("micro_batch_size", 8) * data.get("data_parallel", 1)
+        return data
+
+    @field_validator("global_batch_size")
+    @classmethod
+    def _whole_accumulation(cls, global_batch: int, info: ValidationInfo) -> int:
+        micro, dp = info.data.get("micro_batch_size"), info.data.get("data_parallel")
+        if micro is not None and dp is not None and global_batch % (micro * dp):
+            raise ValueError(
+                f"must be a multiple of micro_batch_size x data_parallel ({micro * dp}); got {global_batch}"
+            )
+        return global_batch
+
+    @property
+    def grad_accum_steps(self) -> int:
+        """Micro-batches each data-parallel rank runs per optimizer step."""
+        return self.global_batch_size // (self.micro_batch_size * self.data_parallel)
+
+    @property
+    def n_devices(self) -> int:
+        return self.tensor_parallel * self.pipeline_parallel * self.data_parallel
+
+    @property
+    def bytes_per_element(self) -> int:
+        return BYTES_PER_ELEMENT[self.precision]
+
+
+def check_compatible(cfg: TransformerConfig, setup: TrainSetup) -> None:
+    """Raise a ValidationError naming the TrainSetup field when a parallel size cannot split the model."""
+    tp, pp = setup.tensor_parallel, setup.pipeline_parallel
+    splits = {"n_heads": cfg.n_heads, "n_kv_heads": cfg.n_kv_heads, "d_ff": cfg.d_ff}
+    for name, size in splits.items():
+        if size % tp:
+            raise _field_error(
+                "TrainSetup", "tensor_parallel", tp,
+                f"tensor_parallel ({tp}) must divide {name} ({size})",
+            )
+    if cfg.n_layers % pp:
+        raise _field_error(
+            "TrainSetup", "pipeline_parallel", pp,
+            f"pipeline_parallel ({pp}) must divide n_layers ({cfg.n_layers})",
+        )

@@ -1,0 +1,329 @@
+"""The exact inventory of one training step on one device: every operation's flops, bytes and kernels.
+
+One multiply-add counts as 2 flops. Matmul and attention flops are exact for the reference model (tests check
+them against torch's FlopCounterMode); bytes and kernel counts of the other operations follow what eager
+PyTorch does (one read of each input, one write of each output, one kernel per eager op) and are the
+features the step-time models are calibrated on, so a systematic bias there is absorbed by the fit.
+
+Everything is a numpy expression over a `ShapeBatch`, so `step_ops` prices a million shapes as cheaply as one.
+Work is per device: tensor parallelism splits heads, MLP width and vocabulary; pipeline parallelism splits
+layers; each data-parallel rank runs `grad_accum_steps` micro-batches per optimizer step.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Optional
+
+import numpy as np
+
+from timelaw.config import TrainSetup, TransformerConfig
+from timelaw.memory import MemoryFootprint, memory_footprint
+from timelaw.params import local_params, n_param_tensors, param_counts
+from timelaw.shapes import ShapeBatch
+
+__all__ = ["OP_CLASSES", "Op", "Ledger", "ledger", "step_ops"]
+
+OP_CLASSES = (
+    "matmul", "attention", "elementwise", "norm", "softmax", "embedding", "loss", "optimizer", "communication",
+)
+GRAD_BYTES = 4  # gradients and master weights stay fp32 under autocast mixed precision
+INDEX_BYTES = 8  # token ids are int64
+
+
+@dataclass(frozen=True)
+class Op:
+    """One operation; flops, bytes and kernels are per occurrence, `count` occurrences per step."""
+
+    name: str
+    cls: str
+    phase: str  # forward, backward, recompute, optimizer, communication
+    flops: np.ndarray
+    bytes_read: np.ndarray
+    bytes_written: np.ndarray
+    kernels: np.ndarray
+    count: np.ndarray = 1.0
+    gemm: Optional[tuple] = None  # (batch, m, n, k) of a matrix product: (m x k) @ (k x n)
+    collective: Optional[str] = None  # "all_reduce" or "p2p" for communication ops
+    group_size: int = 1  # ranks taking part in a collective
+
+    @property
+    def bytes(self) -> np.ndarray:
+        return self.bytes_read + self.bytes_written
+
+    def times(self, count) -> "Op":
+        return replace(self, count=self.count * count)
+
+
+def _gemm(name, batch, m, n, k, elem_bytes, cls="matmul") -> Op:
+    return Op(
+        name, cls, "forward", flops=2 * batch * m * n * k,
+        bytes_read=batch * (m * k + k * n) * elem_bytes, bytes_written=batch * m * n * elem_bytes,
+        kernels=1.0, gemm=(batch, m, n, k),
+    )
+
+
+def _stream(name, cls, read, written, flops_per_element, elem_bytes, kernels=1.0) -> Op:
+    """A memory-bound op reading `read` and writing `written` elements."""
+    return Op(
+        name, cls, "forward", flops=flops_per_element * np.maximum(read, written),
+        bytes_read=read * elem_bytes, bytes_written=written * elem_bytes, kernels=kernels,
+    )
+
+
+def _collective(name, kind, message_bytes, group_size, phase="forward") -> Op:
+    return Op(
+        name, "communication", phase, flops=0.0, bytes_read=message_bytes, bytes_written=0.0, kernels=1.0,
+        collective=kind, group_size=group_size,
+    )
+
+
+def _backward(op: Op) -> list[Op]:
+    """The backward of a forward op: two products for a matmul, a read-more stream otherwise."""
+    if op.collective is not None:
+        return [replace(op, name=op.name + ".grad", phase="backward")]
+    if op.gemm is not None:
+        batch, m, n, k = op.gemm
+        elem = op.bytes_written / (batch * m * n)
+        grad_a = _gemm(op.name + ".grad_a", batch, m, k, n, elem, op.cls)  # dA = dC @ B^T
+        grad_b = _gemm(op.name + ".grad_b", batch, k, n, m, elem, op.cls)  # dB = A^T @ dC
+        return [replace(g, phase="backward", count=op.count) for g in (grad_a, grad_b)]
+    # Reads the incoming gradient plus what the forward saved, writes the gradient of each input.
+    return [replace(
+        op, name=op.name + ".grad", phase="backward", flops=2 * op.flops,
+        bytes_read=op.bytes_read + op.bytes_written, bytes_written=op.bytes_read,
+    )]
+
+
+def _norm(name, s: ShapeBatch, tokens, elem_bytes) -> Op:
+    flops = 8.0 if s.norm == "layernorm" else 4.0
+    op = _stream(name, "norm", tokens * s.d_model, tokens * s.d_model, flops, elem_bytes)
+    return replace(op, bytes_read=op.bytes_read + GRAD_BYTES * s.d_model)
+
+
+def _attention_core(s: ShapeBatch, heads, kv_heads, tokens, elem_bytes, kernel: str) -> list[Op]:
+    """Scores, softmax and weighted values: the only ops whose cost grows with seq_len squared."""
+    hd, seq, batch = s.head_dim, s.seq_len, s.micro_batch_size
+    ops = []
+    repeats = kv_heads != heads  # GQA: keys and values are copied out to every query head
+    if np.any(repeats):
+        ops.append(_stream("attn.repeat_kv", "elementwise", 2 * tokens * kv_heads * hd * repeats,
+                           2 * tokens * heads * hd * repeats, 0.0, elem_bytes, kernels=2.0 * repeats))
+    if kernel == "flash":
+        qkvo = tokens * heads * hd
+        fwd = Op("attn.flash", "attention", "forward", flops=4 * batch * heads * seq * seq * hd,
+                 bytes_read=3 * qkvo * elem_bytes, bytes_written=qkvo * elem_bytes + 4 * batch * heads * seq,
+                 kernels=1.0)
+        # five products in the backward: the kernel recomputes the scores instead of storing them
+        bwd = Op("attn.flash.grad", "attention", "backward", flops=10 * batch * heads * seq * seq * hd,
+                 bytes_read=5 * qkvo * elem_bytes + 4 * batch * heads * seq,
+                 bytes_written=3 * qkvo * elem_bytes, kernels=2.0)
+        ops += [fwd, bwd]
+    else:
+        scores = batch * heads * seq * seq
+        ops += [
+            _gemm("attn.scores", batch * heads, seq, seq, hd, elem_bytes, cls="attention"),
+            # scale, causal mask and softmax: three eager kernels over the score matrix
+            _stream("attn.softmax", "softmax", 3 * scores, 3 * scores, 2.0, elem_bytes, kernels=3.0),
+            _gemm("attn.values", batch * heads, seq, hd, seq, elem_bytes, cls="attention"),
+        ]
+    ops.append(_stream("attn.merge_heads", "elementwise", tokens * heads * hd, tokens * heads * hd,
+                       0.0, elem_bytes))
+    return ops
+
+
+def _mlp(s: ShapeBatch, ff, tokens, elem_bytes) -> list[Op]:
+    d = s.d_model
+    if s.mlp == "swiglu":
+        return [
+            _gemm("mlp.gate", 1, tokens, ff, d, elem_bytes),
+            _gemm("mlp.up", 1, tokens, ff, d, elem_bytes),
+            _stream("mlp.silu_mul", "elementwise", 3 * tokens * ff, 2 * tokens * ff, 3.0, elem_bytes, 2.0),
+            _gemm("mlp.proj", 1, tokens, d, ff, elem_bytes),
+        ]
+    return [
+        _gemm("mlp.fc", 1, tokens, ff, d, elem_bytes),
+        _stream("mlp.gelu", "elementwise", tokens * ff, tokens * ff, 8.0, elem_bytes),
+        _gemm("mlp.proj", 1, tokens, d, ff, elem_bytes),
+    ]
+
+
+def _layer_forward(s: ShapeBatch, setup: TrainSetup) -> list[Op]:
+    """One transformer block's forward pass on one micro-batch, with its backward-pass twin ops."""
+    tp, elem = setup.tensor_parallel, setup.bytes_per_element
+    tokens, d, hd = s.micro_batch_size * s.seq_len, s.d_model, s.head_dim
+    heads, kv_heads, ff = s.n_heads / tp, s.n_kv_heads / tp, s.d_ff / tp
+
+    ops = [_norm("attn.norm", s, tokens, elem),
+           _gemm("attn.qkv", 1, tokens, (heads + 2 * kv_heads) * hd, d, elem)]
+    if s.positions == "rotary":
+        rotated = tokens * (heads + kv_heads) * hd
+        ops.append(_stream("attn.rotary", "elementwise", 2 * rotated, rotated, 3.0, elem, kernels=8.0))
+    ops += _attention_core(s, heads, kv_heads, tokens, elem, setup.attention)
+    ops.append(_gemm("attn.out", 1, tokens, d, heads * hd, elem))
+    if tp > 1:
+        ops.append(_collective("attn.tp_all_reduce", "all_reduce", tokens * d * elem, tp))
+    ops.append(_stream("attn.residual", "elementwise", 2 * tokens * d, tokens * d, 1.0, elem))
+    ops.append(_norm("mlp.norm", s, tokens, elem))
+    ops += _mlp(s, ff, tokens, elem)
+    if tp > 1:
+        ops.append(_collective("mlp.tp_all_reduce", "all_reduce", tokens * d * elem, tp))
+    ops.append(_stream("mlp.residual", "elementwise", 2 * tokens * d, tokens * d, 1.0, elem))
+    return ops
+
+
+def _with_backward(forward_ops: list[Op]) -> list[Op]:
+    """Forward ops (flash attention brings its own backward op) followed by their backward ops."""
+    fwd = [op for op in forward_ops if op.phase == "forward"]
+    explicit = [op for op in forward_ops if op.phase == "backward"]
+    has_explicit = {op.name.removesuffix(".grad") for op in explicit}
+    return fwd + explicit + [b for op in fwd if op.name not in has_explicit for b in _backward(op)]
+
+
+def _embedding_and_head(s: ShapeBatch, setup: TrainSetup) -> list[Op]:
+    """Token and position embeddings, final norm, output head and loss, forward and backward."""
+    tp, elem = setup.tensor_parallel, setup.bytes_per_element
+    tokens, d, vocab = s.micro_batch_size * s.seq_len, s.d_model, s.vocab_size / tp
+    fwd = [Op("embed.tokens", "embedding", "forward", flops=0.0,
+              bytes_read=tokens * (INDEX_BYTES + d * elem), bytes_written=tokens * d * elem, kernels=1.0)]
+    if s.positions == "learned":
+        fwd.append(_stream("embed.positions", "elementwise", tokens * d + s.seq_len * d, tokens * d,
+                           1.0, elem, kernels=2.0))
+    if tp > 1:
+        fwd.append(_collective("embed.tp_all_reduce", "all_reduce", tokens * d * elem, tp))
+    fwd.append(_norm("final.norm", s, tokens, elem))
+    fwd.append(_gemm("head", 1, tokens, vocab, d, elem))
+    # logits cast to fp32, log-softmax, negative log-likelihood
+    fwd.append(Op("loss.cross_entropy", "loss", "forward", flops=5 * tokens * vocab,
+                  bytes_read=tokens * vocab * (elem + 4), bytes_written=tokens * vocab * 8, kernels=3.0))
+
+    backward = [b for op in fwd if op.name != "embed.tokens" for b in _backward(op)]
+    # The token-embedding gradient is a scatter-add into a dense fp32 table that starts at zero.
+    backward.append(Op("embed.tokens.grad", "embedding", "backward", flops=tokens * d,
+                       bytes_read=tokens * (INDEX_BYTES + d * elem), bytes_written=vocab * d * GRAD_BYTES,
+                       kernels=2.0))
+    if s.tied_embeddings:  # the head's weight gradient is added to the embedding's
+        tied_sum = _stream("embed.tied_grad_sum", "elementwise", 2 * vocab * d, vocab * d, 1.0, GRAD_BYTES)
+        backward.append(replace(tied_sum, phase="backward"))
+    if tp > 1:
+        backward.append(_collective("head.tp_all_reduce", "all_reduce", tokens * d * elem, tp, "backward"))
+    return fwd + backward
+
+
+def _matmul_weights(s: ShapeBatch, setup: TrainSetup) -> np.ndarray:
+    non_embedding, embedding = param_counts(s)
+    norms = (2 * s.n_layers + 1) * s.d_model * (2 if s.norm == "layernorm" and s.bias else 1)
+    return ((non_embedding - norms) / setup.pipeline_parallel + embedding) / setup.tensor_parallel
+
+
+def _weight_ops(s: ShapeBatch, setup: TrainSetup) -> list[Op]:
+    """Per-step work on the parameters: precision casts, gradient accumulation, the optimizer update."""
+    params = local_params(s, setup)
+    tensors = n_param_tensors(s) / setup.pipeline_parallel
+    micro = s.grad_accum_steps
+    ops = []
+    if setup.precision != "fp32":
+        # autocast casts each weight to 16 bits once per forward, and the weight gradient back to fp32
+        weights = _matmul_weights(s, setup)
+        cast = Op("weights.cast", "elementwise", "forward", flops=weights, bytes_read=4 * weights,
+                  bytes_written=2 * weights, kernels=tensors, count=micro)
+        ops += [cast, replace(cast, name="weights.cast.grad", phase="backward",
+                              bytes_read=2 * weights, bytes_written=4 * weights)]
+    ops.append(Op("grads.accumulate", "elementwise", "backward", flops=params,
+                  bytes_read=2 * GRAD_BYTES * params, bytes_written=GRAD_BYTES * params, kernels=tensors,
+                  count=micro - 1))
+    if setup.optimizer == "adamw":  # reads param, grad, two moments; writes param and moments
+        ops.append(Op("optimizer.adamw", "optimizer", "optimizer", flops=16 * params,
+                      bytes_read=16 * params, bytes_written=12 * params, kernels=12 * tensors))
+    else:  # SGD with momentum: param, grad, momentum buffer
+        ops.append(Op("optimizer.sgd", "optimizer", "optimizer", flops=4 * params,
+                      bytes_read=12 * params, bytes_written=8 * params, kernels=3 * tensors))
+    if setup.data_parallel > 1:
+        ops.append(_collective("grads.dp_all_reduce", "all_reduce", GRAD_BYTES * params,
+                               setup.data_parallel, "communication"))
+    return ops
+
+
+def _recomputed(layer_fwd: list[Op]) -> list[Op]:
+    """The block ops torch's checkpoint runs again in the backward.
+
+    Non-reentrant checkpointing stops recomputing once it has rebuilt the last tensor the backward needs,
+    the MLP activation (the input of mlp.proj), so the output projection and what follows it are not rerun.
+    """
+    forward = [op for op in layer_fwd if op.phase == "forward"]
+    last = next(i for i, op in enumerate(forward) if op.name == "mlp.proj")
+    return forward[:last]
+
+
+def step_ops(s: ShapeBatch, setup: TrainSetup) -> list[Op]:
+    """Every operation of one optimizer step on one device, with occurrence counts."""
+    micro = s.grad_accum_steps
+    layers = s.n_layers / setup.pipeline_parallel
+    layer_fwd = _layer_forward(s, setup)
+    ops = [op.times(layers * micro) for op in _with_backward(layer_fwd)]
+    if setup.activation_checkpointing == "full":
+        ops += [replace(op, phase="recompute").times(layers * micro) for op in _recomputed(layer_fwd)]
+    ops += [op.times(micro) for op in _embedding_and_head(s, setup)]
+    if setup.pipeline_parallel > 1:  # activations in and out of the stage, forward and backward
+        message = s.micro_batch_size * s.seq_len * s.d_model * setup.bytes_per_element
+        p2p = _collective("pipeline.p2p", "p2p", message, 2)
+        ops += [p2p.times(2 * micro), replace(p2p, phase="backward").times(2 * micro)]
+    return ops + _weight_ops(s, setup)
+
+
+def _as_number(value):
+    value = np.asarray(value)
+    return float(value) if value.ndim == 0 else value
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """One training step on one device: its operations, their totals and the memory it needs."""
+
+    ops: tuple[Op, ...]
+    memory: MemoryFootprint
+
+    def total(self, field: str, cls: Optional[str] = None, phase: Optional[str] = None):
+        """Sum of `field` ("flops", "bytes_read", "bytes_written", "bytes", "kernels") times count."""
+        return _as_number(sum(
+            getattr(op, field) * op.count for op in self.ops
+            if (cls is None or op.cls == cls) and (phase is None or op.phase == phase)
+        ))
+
+    @property
+    def totals(self) -> dict:
+        return {f: self.total(f) for f in ("flops", "bytes_read", "bytes_written", "kernels")}
+
+    def by_class(self) -> dict[str, dict]:
+        present = [c for c in OP_CLASSES if any(op.cls == c for op in self.ops)]
+        return {c: {f: self.total(f, cls=c) for f in ("flops", "bytes", "kernels")} for c in present}
+
+    def rows(self) -> list[dict]:
+        """One dict per operation with per-step totals (count x per-occurrence values)."""
+        return [
+            {"name": op.name, "class": op.cls, "phase": op.phase, "count": _as_number(op.count),
+             "flops": _as_number(op.flops * op.count), "bytes_read": _as_number(op.bytes_read * op.count),
+             "bytes_written": _as_number(op.bytes_written * op.count),
+             "kernels": _as_number(op.kernels * op.count)}
+            for op in self.ops
+        ]
+
+    def table(self) -> str:
+        """A readable per-operation table of one config's step (flops, bytes, kernels)."""
+        lines = [f"{'op':28s} {'class':13s} {'phase':9s} {'GFLOP':>10s} {'MB moved':>10s} {'kernels':>8s}"]
+        for r in self.rows():
+            lines.append(f"{r['name']:28s} {r['class']:13s} {r['phase']:9s} {r['flops'] / 1e9:10.3f} "
+                         f"{(r['bytes_read'] + r['bytes_written']) / 1e6:10.2f} {r['kernels']:8.0f}")
+        t = self.totals
+        lines.append(f"{'total':52s} {t['flops'] / 1e9:10.3f} "
+                     f"{(t['bytes_read'] + t['bytes_written']) / 1e6:10.2f} {t['kernels']:8.0f}")
+        return "\n".join(lines)
+
+
+def ledger(cfg: TransformerConfig | ShapeBatch, setup: TrainSetup | None = None) -> Ledger:
+    """The inventory of one full training step of `cfg` under `setup` (default TrainSetup()).
+
+    Pass a ShapeBatch instead of a config to get every total as an array over many shapes at once.
+    """
+    setup = setup or TrainSetup()
+    shapes = cfg if isinstance(cfg, ShapeBatch) else ShapeBatch.from_config(cfg, setup)
+    return Ledger(ops=tuple(step_ops(shapes, setup)), memory=memory_footprint(shapes, setup))

@@ -1,0 +1,85 @@
+"""Memory footprint of training on one device: weights, gradients, optimizer state, activations.
+
+Weights, gradients and optimizer state are exact for the reference model trained with torch (fp32 master
+weights and gradients under autocast; AdamW keeps two fp32 moments and a 4-byte step counter per tensor).
+Activations are an estimate in the manner of Korthikanti et al. 2022 (the tensors autograd saves per block),
+with and without full activation checkpointing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from timelaw.config import TrainSetup
+from timelaw.params import local_params, n_param_tensors
+from timelaw.shapes import ShapeBatch
+
+__all__ = ["MemoryFootprint", "memory_footprint"]
+
+FP32 = 4
+
+
+@dataclass(frozen=True)
+class MemoryFootprint:
+    weights_bytes: np.ndarray
+    gradient_bytes: np.ndarray
+    optimizer_bytes: np.ndarray
+    activation_bytes_no_checkpointing: np.ndarray
+    activation_bytes_full_checkpointing: np.ndarray
+    activation_bytes: np.ndarray  # under the setup's checkpointing choice
+
+    @property
+    def total_bytes(self) -> np.ndarray:
+        return self.weights_bytes + self.gradient_bytes + self.optimizer_bytes + self.activation_bytes
+
+    def as_dict(self) -> dict:
+        names = ("weights_bytes", "gradient_bytes", "optimizer_bytes", "activation_bytes_no_checkpointing",
+                 "activation_bytes_full_checkpointing", "activation_bytes", "total_bytes")
+        return {n: getattr(self, n) for n in names}
+
+
+def _saved_per_layer(s: ShapeBatch, setup: TrainSetup) -> np.ndarray:
+    """Bytes autograd keeps for one block's backward, for one micro-batch."""
+    tp, elem = setup.tensor_parallel, setup.bytes_per_element
+    tokens, d, hd = s.micro_batch_size * s.seq_len, s.d_model, s.head_dim
+    heads, kv_heads, ff = s.n_heads / tp, s.n_kv_heads / tp, s.d_ff / tp
+    norm_stats = (2 if s.norm == "layernorm" else 1) * FP32 * tokens
+    saved = 4 * tokens * d * elem + 2 * norm_stats  # each norm's input and output
+    saved += tokens * (heads + 2 * kv_heads) * hd * elem  # q, k, v
+    if s.positions == "rotary":
+        saved += tokens * (heads + kv_heads) * hd * elem
+    if setup.attention == "flash":
+        saved += tokens * heads * hd * elem + FP32 * s.micro_batch_size * heads * s.seq_len  # output, lse
+    else:
+        saved += s.micro_batch_size * heads * s.seq_len ** 2 * elem + tokens * heads * hd * elem
+    saved += tokens * heads * hd * elem  # input of the output projection
+    saved += (4 if s.mlp == "swiglu" else 2) * tokens * ff * elem
+    return saved
+
+
+def memory_footprint(s: ShapeBatch, setup: TrainSetup) -> MemoryFootprint:
+    tp, pp = setup.tensor_parallel, setup.pipeline_parallel
+    params = local_params(s, setup)
+    tensors = n_param_tensors(s) / pp
+    if setup.optimizer == "adamw":
+        optimizer = 2 * FP32 * params + FP32 * tensors
+    else:
+        optimizer = FP32 * params  # momentum buffer
+
+    tokens, elem = s.micro_batch_size * s.seq_len, setup.bytes_per_element
+    layers = s.n_layers / pp
+    # 1F1B keeps up to `pp` micro-batches in flight on the first stage
+    in_flight = np.minimum(pp, s.grad_accum_steps)
+    per_layer = _saved_per_layer(s, setup)
+    logits = tokens * s.vocab_size / tp * (elem + 2 * FP32)  # logits, fp32 copy, log-softmax
+    outside_layers = logits + 2 * tokens * s.d_model * elem
+    no_ckpt = in_flight * layers * per_layer + outside_layers
+    # Only block inputs are kept; one block's activations live again while it is recomputed.
+    full_ckpt = in_flight * layers * tokens * s.d_model * elem + per_layer + outside_layers
+    chosen = full_ckpt if setup.activation_checkpointing == "full" else no_ckpt
+    return MemoryFootprint(
+        weights_bytes=FP32 * params, gradient_bytes=FP32 * params, optimizer_bytes=optimizer,
+        activation_bytes_no_checkpointing=no_ckpt, activation_bytes_full_checkpointing=full_ckpt,
+        activation_bytes=chosen,
+    )

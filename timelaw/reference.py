@@ -1,0 +1,237 @@
+"""The reference decoder-only transformer, built from a TransformerConfig (needs torch).
+
+Written to be read, in the manner of nanoGPT's model.py. Every option of TransformerConfig is covered, and
+its parameter count and matmul/attention flops equal what timelaw.count_params and timelaw.ledger say.
+`time_training_steps` runs and times real training steps of it on any torch device.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+from timelaw.config import TrainSetup, TransformerConfig
+
+__all__ = ["build_model", "Transformer", "make_optimizer", "train_step", "time_training_steps", "StepTiming"]
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x):
+        return F.rms_norm(x, (x.shape[-1],), self.weight)
+
+
+def make_norm(cfg: TransformerConfig) -> nn.Module:
+    if cfg.norm == "rmsnorm":
+        return RMSNorm(cfg.d_model)
+    return nn.LayerNorm(cfg.d_model, bias=cfg.bias)
+
+
+def rotary_tables(seq_len: int, head_dim: int, base: float = 10000.0):
+    """cos and sin of the rotary angles, (seq_len, head_dim / 2) each."""
+    inv_freq = 1.0 / base ** (torch.arange(0, head_dim, 2).float() / head_dim)
+    angles = torch.outer(torch.arange(seq_len).float(), inv_freq)
+    return angles.cos(), angles.sin()
+
+
+def apply_rotary(x, cos, sin):
+    """Rotate pairs (x1, x2) of the head dimension by position-dependent angles. x: (B, heads, S, hd)."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: TransformerConfig, attention_kernel: str):
+        super().__init__()
+        self.n_heads, self.n_kv_heads, self.head_dim = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
+        qkv_width = (cfg.n_heads + 2 * cfg.n_kv_heads) * cfg.head_dim
+        self.qkv = nn.Linear(cfg.d_model, qkv_width, bias=cfg.bias)
+        self.out = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.d_model, bias=cfg.bias)
+        self.attention_kernel = attention_kernel
+        self.rotary = cfg.positions == "rotary"
+        if self.rotary:
+            cos, sin = rotary_tables(cfg.seq_len, cfg.head_dim)
+            self.register_buffer("cos", cos, persistent=False)
+            self.register_buffer("sin", sin, persistent=False)
+
+    def forward(self, x):
+        batch, seq, _ = x.shape
+        q, k, v = self.qkv(x).split(
+            [self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim, self.n_kv_heads * self.head_dim],
+            dim=-1,
+        )
+        q = q.view(batch, seq, self.n_heads, self.head_dim).transpose(1, 2)
+        k = k.view(batch, seq, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        v = v.view(batch, seq, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        if self.rotary:
+            cos, sin = self.cos[:seq], self.sin[:seq]
+            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        if self.n_kv_heads != self.n_heads:  # grouped-query attention: share each kv head across a group
+            group = self.n_heads // self.n_kv_heads
+            k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+        if self.attention_kernel == "flash":
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.head_dim))
+            mask = torch.ones(seq, seq, dtype=torch.bool, device=x.device).tril()
+            scores = scores.masked_fill(~mask, float("-inf"))
+            y = F.softmax(scores, dim=-1) @ v
+        y = y.transpose(1, 2).contiguous().view(batch, seq, self.n_heads * self.head_dim)
+        return self.out(y)
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.swiglu = cfg.mlp == "swiglu"
+        if self.swiglu:
+            self.gate = nn.Linear(cfg.d_model, cfg.d_ff, bias=cfg.bias)
+            self.up = nn.Linear(cfg.d_model, cfg.d_ff, bias=cfg.bias)
+        else:
+            self.fc = nn.Linear(cfg.d_model, cfg.d_ff, bias=cfg.bias)
+        self.proj = nn.Linear(cfg.d_ff, cfg.d_model, bias=cfg.bias)
+
+    def forward(self, x):
+        hidden = F.silu(self.gate(x)) * self.up(x) if self.swiglu else F.gelu(self.fc(x))
+        return self.proj(hidden)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: TransformerConfig, attention_kernel: str):
+        super().__init__()
+        self.attn_norm = make_norm(cfg)
+        self.attn = CausalSelfAttention(cfg, attention_kernel)
+        self.mlp_norm = make_norm(cfg)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x):
+        x = x + self.attn(self.attn_norm(x))
+        return x + self.mlp(self.mlp_norm(x))
+
+
+class Transformer(nn.Module):
+    def __init__(self, cfg: TransformerConfig, attention_kernel: str = "flash", checkpointing: bool = False):
+        super().__init__()
+        self.cfg, self.checkpointing = cfg, checkpointing
+        self.tokens = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.positions = nn.Embedding(cfg.seq_len, cfg.d_model) if cfg.positions == "learned" else None
+        self.blocks = nn.ModuleList(Block(cfg, attention_kernel) for _ in range(cfg.n_layers))
+        self.final_norm = make_norm(cfg)
+        self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        if cfg.tied_embeddings:
+            self.head.weight = self.tokens.weight
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(module):
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def forward(self, token_ids):
+        """token_ids: (batch, seq) int64 -> logits (batch, seq, vocab)."""
+        x = self.tokens(token_ids)
+        if self.positions is not None:
+            x = x + self.positions(torch.arange(token_ids.shape[1], device=token_ids.device))
+        for block in self.blocks:
+            if self.checkpointing and self.training:
+                x = checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
+        return self.head(self.final_norm(x))
+
+
+def build_model(cfg: TransformerConfig, setup: TrainSetup | None = None) -> Transformer:
+    """The reference model of `cfg`; `setup` picks the attention kernel and activation checkpointing."""
+    setup = setup or TrainSetup()
+    return Transformer(cfg, setup.attention, setup.activation_checkpointing == "full")
+
+
+def make_optimizer(model: nn.Module, setup: TrainSetup) -> torch.optim.Optimizer:
+    if setup.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.1)
+    return torch.optim.SGD(model.parameters(), lr=1e-2, momentum=0.9, weight_decay=0.1)
+
+
+_AUTOCAST_DTYPE = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "fp32":
+        return torch.autocast(device.type, enabled=False)
+    return torch.autocast(device.type, dtype=_AUTOCAST_DTYPE[precision])
+
+
+def train_step(model: nn.Module, optimizer, batches, setup: TrainSetup):
+    """One optimizer step: forward and backward on each micro-batch of (inputs, targets), then update.
+
+    fp16 would need a gradient scaler to train well; for timing the unscaled step does the same work.
+    Returns the mean loss over the micro-batches as a float tensor (not synchronised).
+    """
+    device = next(model.parameters()).device
+    total = 0.0
+    for inputs, targets in batches:
+        with _autocast(device, setup.precision):
+            logits = model(inputs)
+        loss = F.cross_entropy(logits.float().view(-1, logits.shape[-1]), targets.view(-1))
+        (loss / len(batches)).backward()
+        total = total + loss.detach()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return total / len(batches)
+
+
+@dataclass(frozen=True)
+class StepTiming:
+    seconds: float  # median seconds per optimizer step
+    all_seconds: tuple[float, ...]
+    warmup_steps: int
+    device: str
+
+
+def _synchronize(device: torch.device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def random_batches(cfg: TransformerConfig, setup: TrainSetup, device, generator=None):
+    """Micro-batches of random tokens (timing does not depend on their values)."""
+    shape = (setup.micro_batch_size, cfg.seq_len)
+    return [
+        tuple(torch.randint(0, cfg.vocab_size, shape, generator=generator).to(device) for _ in range(2))
+        for _ in range(setup.grad_accum_steps)
+    ]
+
+
+def time_training_steps(
+    cfg: TransformerConfig, setup: TrainSetup | None = None, device: str = "cpu",
+    steps: int = 5, warmup_steps: int = 2, seed: int = 0,
+) -> StepTiming:
+    """Median wall-clock seconds of full training steps (warm-up excluded, synchronised on GPUs)."""
+    setup = setup or TrainSetup()
+    device = torch.device(device)
+    torch.manual_seed(seed)
+    model = build_model(cfg, setup).to(device)
+    optimizer = make_optimizer(model, setup)
+    batches = random_batches(cfg, setup, device, torch.Generator().manual_seed(seed))
+    seconds = []
+    for i in range(warmup_steps + steps):
+        _synchronize(device)
+        start = time.perf_counter()
+        train_step(model, optimizer, batches, setup)
+        _synchronize(device)
+        if i >= warmup_steps:
+            seconds.append(time.perf_counter() - start)
+    return StepTiming(statistics.median(seconds), tuple(seconds), warmup_steps, str(device))

@@ -1,0 +1,91 @@
+"""Model and batch shapes as numpy arrays, so one code path serves one config and a million candidates.
+
+The ledger, the parameter count and the step-time estimators read a `ShapeBatch`: numeric fields are float64
+arrays (broadcastable against each other), categorical choices (MLP kind, norm, positions, tying, biases)
+are shared by the whole batch. A batch built from one config holds 0-d arrays.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Literal
+
+import numpy as np
+
+from timelaw.config import TrainSetup, TransformerConfig, check_compatible, default_d_ff
+
+__all__ = ["ShapeBatch"]
+
+
+@dataclass(frozen=True)
+class ShapeBatch:
+    d_model: np.ndarray
+    n_layers: np.ndarray
+    n_heads: np.ndarray
+    n_kv_heads: np.ndarray
+    d_ff: np.ndarray
+    vocab_size: np.ndarray
+    seq_len: np.ndarray
+    micro_batch_size: np.ndarray
+    grad_accum_steps: np.ndarray
+    mlp: Literal["gelu", "swiglu"] = "gelu"
+    norm: Literal["layernorm", "rmsnorm"] = "layernorm"
+    positions: Literal["learned", "rotary"] = "learned"
+    tied_embeddings: bool = True
+    bias: bool = False
+
+    NUMERIC = (
+        "d_model", "n_layers", "n_heads", "n_kv_heads", "d_ff",
+        "vocab_size", "seq_len", "micro_batch_size", "grad_accum_steps",
+    )
+
+    def __post_init__(self):
+        for name in self.NUMERIC:
+            object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=np.float64))
+
+    @classmethod
+    def from_config(cls, cfg: TransformerConfig, setup: TrainSetup | None = None) -> "ShapeBatch":
+        setup = setup or TrainSetup()
+        check_compatible(cfg, setup)
+        return cls(
+            d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads, n_kv_heads=cfg.n_kv_heads,
+            d_ff=cfg.d_ff, vocab_size=cfg.vocab_size, seq_len=cfg.seq_len,
+            micro_batch_size=setup.micro_batch_size, grad_accum_steps=setup.grad_accum_steps,
+            mlp=cfg.mlp, norm=cfg.norm, positions=cfg.positions,
+            tied_embeddings=cfg.tied_embeddings, bias=cfg.bias,
+        )
+
+    @classmethod
+    def from_arrays(
+        cls, d_model, n_layers, n_heads, vocab_size, seq_len, micro_batch_size=8, grad_accum_steps=1,
+        n_kv_heads=None, d_ff=None, mlp: str = "gelu", **categorical,
+    ) -> "ShapeBatch":
+        """Build a batch from arrays; n_kv_heads and d_ff default as in TransformerConfig."""
+        d_model = np.asarray(d_model, dtype=np.float64)
+        if d_ff is None:
+            d_ff = np.vectorize(lambda d: default_d_ff(int(d), mlp), otypes=[np.float64])(d_model)
+        return cls(
+            d_model=d_model, n_layers=n_layers, n_heads=n_heads,
+            n_kv_heads=n_heads if n_kv_heads is None else n_kv_heads, d_ff=d_ff,
+            vocab_size=vocab_size, seq_len=seq_len, micro_batch_size=micro_batch_size,
+            grad_accum_steps=grad_accum_steps, mlp=mlp, **categorical,
+        )
+
+    @property
+    def head_dim(self) -> np.ndarray:
+        return self.d_model / self.n_heads
+
+    @property
+    def size(self) -> int:
+        return int(np.broadcast(*(getattr(self, n) for n in self.NUMERIC)).size)
+
+    def take(self, index) -> "ShapeBatch":
+        """The sub-batch at `index` (numeric fields broadcast to the full batch first)."""
+        arrays = np.broadcast_arrays(*(getattr(self, n) for n in self.NUMERIC))
+        return replace(self, **{n: a[index] for n, a in zip(self.NUMERIC, arrays)})
+
+    def to_config(self, index=()) -> TransformerConfig:
+        """The TransformerConfig of one element of the batch."""
+        one = self.take(index)
+        ints = {n: int(getattr(one, n)) for n in self.NUMERIC[:7]}
+        cats = {f.name: getattr(one, f.name) for f in fields(self) if f.name not in self.NUMERIC}
+        return TransformerConfig(**ints, **cats)
