@@ -12,6 +12,8 @@ from timelaw.config import TrainSetup, TransformerConfig
 from timelaw.ledger import Ledger, ledger
 from timelaw.params import ParamCount, count_params
 from timelaw.shapes import ShapeBatch
+from timelaw.calibrate import DeviceProfile, list_profiles, load_profile, save_profile
+from timelaw.timing import fit_time_model, predict_step_time
 
 # Subpackages imported on first use: `reference` needs torch, the others are not needed to import timelaw.
 _LAZY_SUBMODULES = ("reference", "laws", "theory")
@@ -20,6 +22,7 @@ __all__ = [
     "__version__",
     "TransformerConfig", "TrainSetup", "ShapeBatch",
     "count_params", "ParamCount", "ledger", "Ledger",
+    "DeviceProfile", "load_profile", "save_profile", "list_profiles", "predict_step_time", "fit_time_model",
     *_LAZY_SUBMODULES,
 ]
 

@@ -110,11 +110,12 @@ def _attention_core(s: ShapeBatch, heads, kv_heads, tokens, elem_bytes, kernel: 
                            2 * tokens * heads * hd * repeats, 0.0, elem_bytes, kernels=2.0 * repeats))
     if kernel == "flash":
         qkvo = tokens * heads * hd
-        fwd = Op("attn.flash", "attention", "forward", flops=4 * batch * heads * seq * seq * hd,
+        as_gemm = (batch * heads, seq, seq, hd)  # the shape of its products, for efficiency lookups
+        fwd = Op("attn.flash", "attention", "forward", flops=4 * batch * heads * seq * seq * hd, gemm=as_gemm,
                  bytes_read=3 * qkvo * elem_bytes, bytes_written=qkvo * elem_bytes + 4 * batch * heads * seq,
                  kernels=1.0)
         # five products in the backward: the kernel recomputes the scores instead of storing them
-        bwd = Op("attn.flash.grad", "attention", "backward", flops=10 * batch * heads * seq * seq * hd,
+        bwd = Op("attn.flash.grad", "attention", "backward", flops=10 * batch * heads * seq * seq * hd, gemm=as_gemm,
                  bytes_read=5 * qkvo * elem_bytes + 4 * batch * heads * seq,
                  bytes_written=3 * qkvo * elem_bytes, kernels=2.0)
         ops += [fwd, bwd]

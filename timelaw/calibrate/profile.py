@@ -1,0 +1,115 @@
+"""DeviceProfile: what calibration measured on one device (or what a spec sheet claims), with provenance."""
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+__all__ = ["DeviceProfile", "MatmulSweep", "AllReduceTable"]
+
+
+class MatmulSweep(BaseModel):
+    """Achieved matmul rate on a regular grid of (m, n, k), per precision; looked up in log2 space."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sizes: list[int] = Field(description="grid values used for each of m, n and k")
+    flops_per_second: dict[str, list] = Field(description="precision -> nested list [m][n][k] of flops/s")
+    _interpolators: dict = PrivateAttr(default_factory=dict)
+
+    def rate(self, precision: str, m, n, k) -> np.ndarray:
+        """Achieved flops/s for (m x k) @ (k x n), interpolated linearly in log2 space, clamped at the edges."""
+        from scipy.interpolate import RegularGridInterpolator
+
+        table = np.log2(np.asarray(self.flops_per_second[precision], dtype=np.float64))
+        axis = np.log2(np.asarray(self.sizes, dtype=np.float64))
+        interp = self._interpolators.get(precision)
+        if interp is None:  # built once per profile: the planner looks up millions of shapes
+            interp = RegularGridInterpolator((axis, axis, axis), table, bounds_error=False, fill_value=None)
+            self._interpolators[precision] = interp
+        lo, hi = axis[0], axis[-1]
+        points = np.stack(np.broadcast_arrays(
+            *(np.clip(np.log2(np.maximum(x, 1.0)), lo, hi) for x in (m, n, k))), axis=-1)
+        return 2.0 ** interp(points.reshape(-1, 3)).reshape(points.shape[:-1])
+
+
+class AllReduceTable(BaseModel):
+    """Measured all-reduce times: message bytes -> seconds, per number of ranks."""
+
+    model_config = ConfigDict(frozen=True)
+
+    by_group_size: dict[int, tuple[list[float], list[float]]] = Field(
+        description="ranks -> (message bytes, seconds), bytes increasing")
+
+    def seconds(self, group_size: int, message_bytes) -> np.ndarray:
+        """Interpolated in log-log space; extrapolated linearly in bytes beyond the largest message."""
+        sizes, secs = (np.asarray(a, dtype=np.float64) for a in self.by_group_size[group_size])
+        x = np.log(np.maximum(np.asarray(message_bytes, dtype=np.float64), 1.0))
+        inside = np.exp(np.interp(x, np.log(sizes), np.log(secs)))
+        beyond = secs[-1] * np.asarray(message_bytes) / sizes[-1]
+        return np.where(np.asarray(message_bytes) > sizes[-1], beyond, inside)
+
+
+class DeviceProfile(BaseModel):
+    """Everything a step-time prediction needs to know about one device."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    device_type: Literal["cpu", "cuda", "mps"]
+    source: Literal["measured", "spec sheet"] = Field(
+        description="'spec sheet': published peak numbers, never measured here; predictions say so")
+    description: str = ""
+    memory_bytes: float = Field(gt=0)
+    peak_flops: dict[str, float] = Field(description="precision -> flops/s (dense; a multiply-add is 2)")
+    memory_bandwidth: float = Field(gt=0, description="bytes/s")
+    bandwidth_by_class: dict[str, float] = Field(
+        default_factory=dict, description="op class -> achieved bytes/s; missing classes use memory_bandwidth")
+    kernel_seconds: float = Field(ge=0, description="fixed cost of one kernel launch / eager op")
+    matmul: Optional[MatmulSweep] = None
+    matmul_efficiency: float = Field(
+        default=0.7, gt=0, le=1, description="fraction of peak for large matmuls when there is no sweep")
+    interconnect_bandwidth: float = Field(default=0.0, ge=0, description="bytes/s per link for collectives")
+    interconnect_latency_seconds: float = Field(default=0.0, ge=0)
+    allreduce: Optional[AllReduceTable] = None
+    coefficients: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="estimator name -> fitted coefficients")
+    validation: dict[str, dict] = Field(
+        default_factory=dict, description="estimator name -> error on steps not used in the fit")
+    measurements: dict = Field(default_factory=dict, description="raw microbenchmark and step timings")
+    provenance: dict = Field(default_factory=dict)
+
+    @property
+    def calibrated(self) -> bool:
+        return self.source == "measured"
+
+    @property
+    def label(self) -> str:
+        """How predictions made with this profile describe it."""
+        if self.calibrated:
+            return f"{self.name} (measured {self.provenance.get('date', '')[:10]})".replace(" ()", "")
+        return f"{self.name} (UNCALIBRATED: spec-sheet numbers, not measured)"
+
+    def peak(self, precision: str) -> float:
+        if precision in self.peak_flops:
+            return self.peak_flops[precision]
+        if precision == "fp16" and "bf16" in self.peak_flops:
+            return self.peak_flops["bf16"]
+        raise ValueError(f"profile {self.name!r} has no peak for precision {precision!r}; "
+                         f"it knows {sorted(self.peak_flops)}")
+
+    def matmul_rate(self, precision: str, m, n, k) -> np.ndarray:
+        """Achieved flops/s of a matrix product of this shape."""
+        if self.matmul is not None and precision in self.matmul.flops_per_second:
+            return self.matmul.rate(precision, m, n, k)
+        # No sweep: large products run at matmul_efficiency x peak, small ones lose rate on each short side.
+        shortfall = 1.0 + sum(64.0 / np.maximum(x, 1.0) for x in (m, n, k))
+        return self.peak(precision) * self.matmul_efficiency / shortfall
+
+    def bandwidth(self, cls: str) -> float:
+        return self.bandwidth_by_class.get(cls, self.memory_bandwidth)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=1)
+

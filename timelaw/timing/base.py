@@ -1,0 +1,80 @@
+"""The interface every step-time estimator follows: features -> non-negative linear fit -> seconds.
+
+An estimator turns a (shapes, setup) pair into a small feature matrix whose columns are in seconds or
+dimensionless, fits non-negative coefficients to measured step times by minimising relative error (so small
+and large steps count alike), and predicts vectorised over a ShapeBatch.
+"""
+from __future__ import annotations
+
+from typing import ClassVar, Iterable, Sequence
+
+import numpy as np
+from scipy.optimize import nnls
+
+from timelaw.calibrate.profile import DeviceProfile
+from timelaw.config import TrainSetup, TransformerConfig
+from timelaw.provenance import provenance
+from timelaw.shapes import ShapeBatch
+
+__all__ = ["StepTimeEstimator", "Measurement", "as_shapes"]
+
+Measurement = tuple  # (TransformerConfig, TrainSetup, seconds per step)
+
+
+def as_shapes(cfg: TransformerConfig | ShapeBatch, setup: TrainSetup) -> ShapeBatch:
+    return cfg if isinstance(cfg, ShapeBatch) else ShapeBatch.from_config(cfg, setup)
+
+
+class StepTimeEstimator:
+    """Base class: subclasses define `name`, `feature_names` and `features`."""
+
+    name: ClassVar[str]
+    feature_names: ClassVar[tuple[str, ...]]
+
+    def __init__(self, profile: DeviceProfile, coefficients: dict[str, float] | None = None):
+        self.profile = profile
+        if coefficients is not None:
+            self.coef_ = np.array([coefficients.get(f, 0.0) for f in self.feature_names])
+
+    def features(self, cfg: TransformerConfig | ShapeBatch, setup: TrainSetup) -> np.ndarray:
+        """Feature matrix, shape (..., n_features), for one config or a ShapeBatch."""
+        raise NotImplementedError
+
+    def _feature_rows(self, measurements: Sequence[Measurement]) -> tuple[np.ndarray, np.ndarray]:
+        rows = [self.features(cfg, setup) for cfg, setup, _ in measurements]
+        seconds = np.array([float(s) for _, _, s in measurements])
+        if np.any(~np.isfinite(seconds)) or np.any(seconds <= 0):
+            raise ValueError("measured seconds must be positive and finite")
+        return np.array(rows, dtype=np.float64), seconds
+
+    def fit(self, measurements: Iterable[Measurement]) -> "StepTimeEstimator":
+        """Non-negative least squares on relative error over (cfg, setup, seconds) measurements."""
+        measurements = list(measurements)
+        if len(measurements) < len(self.feature_names):
+            raise ValueError(f"{self.name} needs at least {len(self.feature_names)} measurements to fit, "
+                             f"got {len(measurements)}")
+        X, seconds = self._feature_rows(measurements)
+        self.coef_, _ = nnls(X / seconds[:, None], np.ones_like(seconds))
+        self.residuals_ = self.predict_features(X) / seconds - 1.0
+        self.provenance_ = provenance(
+            method=f"{self.name}: non-negative least squares on relative error",
+            data=f"{len(measurements)} measured steps", source="fitted")
+        return self
+
+    def predict_features(self, X: np.ndarray) -> np.ndarray:
+        return X @ self.coef_
+
+    def predict(self, cfg: TransformerConfig | ShapeBatch, setup: TrainSetup) -> np.ndarray:
+        """Seconds per optimizer step (an array for a ShapeBatch, a 0-d array for one config)."""
+        if not hasattr(self, "coef_"):
+            raise RuntimeError(f"{self.name} estimator is not fitted and its profile has no coefficients")
+        return self.predict_features(self.features(cfg, setup))
+
+    def mape(self, measurements: Iterable[Measurement]) -> float:
+        """Mean absolute percentage error on measurements (use ones not fitted on)."""
+        X, seconds = self._feature_rows(list(measurements))
+        return float(np.mean(np.abs(self.predict_features(X) / seconds - 1.0)) * 100)
+
+    @property
+    def coefficients(self) -> dict[str, float]:
+        return {f: float(c) for f, c in zip(self.feature_names, self.coef_)}
