@@ -7,8 +7,8 @@ Run `timelaw calibrate --device cuda` on the GPU to replace them with measuremen
 """
 from __future__ import annotations
 
-from timelaw.calibrate.profile import DeviceProfile
-from timelaw.calibrate.registry import save_profile, shipped_dir
+from timelaw.devices.profile import DeviceProfile
+from timelaw.devices.registry import save_profile, shipped_dir
 from timelaw.provenance import provenance
 
 TB, GB = 1e12, 1e9

@@ -12,7 +12,7 @@ from timelaw.config import TrainSetup, TransformerConfig
 from timelaw.ledger import Ledger, ledger
 from timelaw.params import ParamCount, count_params
 from timelaw.shapes import ShapeBatch
-from timelaw.calibrate import DeviceProfile, list_profiles, load_profile, save_profile
+from timelaw.devices import DeviceProfile, list_profiles, load_profile, save_profile
 from timelaw.timing import fit_time_model, predict_step_time
 
 # Subpackages imported on first use: `reference` needs torch, the others are not needed to import timelaw.

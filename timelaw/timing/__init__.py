@@ -1,7 +1,7 @@
 """Step-time estimators behind one interface, selectable by name."""
 from __future__ import annotations
 
-from timelaw.calibrate.profile import DeviceProfile
+from timelaw.devices.profile import DeviceProfile
 from timelaw.config import TrainSetup, TransformerConfig
 from timelaw.timing.base import StepTimeEstimator
 from timelaw.timing.flops import FlopsEstimator
@@ -32,7 +32,7 @@ def get_estimator(profile: DeviceProfile, method: str = "roofline") -> StepTimeE
 def resolve_estimator(profile=None, method: str = "roofline") -> StepTimeEstimator:
     """An estimator from a fitted estimator, a DeviceProfile, a profile name or path, or None (the default
     profile of this machine: its calibration if there is one, else the shipped spec sheet)."""
-    from timelaw.calibrate.registry import default_profile, load_profile
+    from timelaw.devices.registry import default_profile, load_profile
 
     if isinstance(profile, StepTimeEstimator):
         return profile
@@ -61,7 +61,7 @@ def fit_time_model(measurements, method: str = "roofline", profile: DeviceProfil
     ignored. The result predicts with `.predict(cfg, setup)`, reports `.residuals_`, and can be passed
     wherever a profile is accepted.
     """
-    from timelaw.calibrate.registry import default_profile, load_profile
+    from timelaw.devices.registry import default_profile, load_profile
 
     if profile is None:
         profile = default_profile()

@@ -11,7 +11,7 @@ from typing import ClassVar, Iterable, Sequence
 import numpy as np
 from scipy.optimize import nnls
 
-from timelaw.calibrate.profile import DeviceProfile
+from timelaw.devices.profile import DeviceProfile
 from timelaw.config import TrainSetup, TransformerConfig
 from timelaw.provenance import provenance
 from timelaw.shapes import ShapeBatch

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from timelaw.calibrate.profile import DeviceProfile
+from timelaw.devices.profile import DeviceProfile
 from timelaw.ledger import Op
 
 __all__ = ["collective_seconds", "pipeline_factor"]

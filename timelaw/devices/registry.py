@@ -9,7 +9,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from timelaw.calibrate.profile import DeviceProfile
+from timelaw.devices.profile import DeviceProfile
 
 __all__ = ["cache_dir", "shipped_dir", "save_profile", "load_profile", "list_profiles", "default_profile",
            "DEFAULT_SHIPPED_PROFILE"]

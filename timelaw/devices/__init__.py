@@ -1,6 +1,6 @@
 """Device profiles and calibration. Importing this needs no torch; running microbenchmarks does."""
-from timelaw.calibrate.profile import AllReduceTable, DeviceProfile, MatmulSweep
-from timelaw.calibrate.registry import (
+from timelaw.devices.profile import AllReduceTable, DeviceProfile, MatmulSweep
+from timelaw.devices.registry import (
     cache_dir, default_profile, list_profiles, load_profile, save_profile, shipped_dir,
 )
 
