@@ -15,6 +15,17 @@ from timelaw.shapes import ShapeBatch
 from timelaw.devices import DeviceProfile, list_profiles, load_profile, save_profile
 from timelaw.timing import fit_time_model, predict_step_time
 
+
+def calibrate(device: str = "cpu", quick: bool = False, out=None, **kwargs) -> DeviceProfile:
+    """Measure `device` (cpu, cuda, mps) and return its DeviceProfile, also saved to the cache directory.
+
+    Needs torch. See timelaw.devices.calibrate.calibrate for every option.
+    """
+    from timelaw.devices.calibrate import calibrate as _calibrate
+
+    return _calibrate(device=device, quick=quick, out=out, **kwargs)
+
+
 # Subpackages imported on first use: `reference` needs torch, the others are not needed to import timelaw.
 _LAZY_SUBMODULES = ("reference", "laws", "theory")
 
@@ -23,6 +34,7 @@ __all__ = [
     "TransformerConfig", "TrainSetup", "ShapeBatch",
     "count_params", "ParamCount", "ledger", "Ledger",
     "DeviceProfile", "load_profile", "save_profile", "list_profiles", "predict_step_time", "fit_time_model",
+    "calibrate",
     *_LAZY_SUBMODULES,
 ]
 

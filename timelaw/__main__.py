@@ -1,0 +1,5 @@
+import sys
+
+from timelaw.cli import main
+
+sys.exit(main())

@@ -1,0 +1,40 @@
+"""The `timelaw` command line: one subcommand per job, each registered by the module that does the job."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from timelaw._version import __version__
+
+
+def _registrars():
+    """The modules that add subcommands; imported here so `timelaw --help` lists every job."""
+    from timelaw.devices import cli as devices_cli
+
+    return [devices_cli.register]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="timelaw", description="What your GPU time buys.")
+    parser.add_argument("--version", action="version", version=f"timelaw {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for register in _registrars():
+        register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except ValueError as error:  # bad input: say what is wrong, without a traceback
+        print(f"timelaw {args.command}: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
