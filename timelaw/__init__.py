@@ -26,8 +26,11 @@ def calibrate(device: str = "cpu", quick: bool = False, out=None, **kwargs) -> D
     return _calibrate(device=device, quick=quick, out=out, **kwargs)
 
 
-# Subpackages imported on first use: `reference` needs torch, the others are not needed to import timelaw.
-_LAZY_SUBMODULES = ("reference", "laws", "theory")
+from timelaw import laws
+from timelaw.laws import DegenerateFitWarning, fit_loss_law, load_law
+
+# Subpackages imported on first use: `reference` needs torch, `theory` is not needed to import timelaw.
+_LAZY_SUBMODULES = ("reference", "theory")
 
 __all__ = [
     "__version__",
@@ -35,6 +38,7 @@ __all__ = [
     "count_params", "ParamCount", "ledger", "Ledger",
     "DeviceProfile", "load_profile", "save_profile", "list_profiles", "predict_step_time", "fit_time_model",
     "calibrate",
+    "laws", "fit_loss_law", "load_law", "DegenerateFitWarning",
     *_LAZY_SUBMODULES,
 ]
 
