@@ -90,6 +90,7 @@ def test_quick_cpu_calibration_predicts_fresh_steps(tmp_path):
 
     Stated tolerance: mean absolute error under 35% for the roofline estimator on three fresh shapes; CPU
     timings on a shared 2-core machine vary by 10-20% from run to run, so tighter bounds would be noise.
+    Both the calibration and the fresh steps count process CPU time (one thread), as calibrate does on CPU.
     """
     out = tmp_path / "cpu.json"
     profile = calibrate(device="cpu", out=out, plan=TINY_PLAN, threads=1, progress=False)
@@ -104,7 +105,7 @@ def test_quick_cpu_calibration_predicts_fresh_steps(tmp_path):
     try:
         errors = []
         for cfg in fresh:
-            measured = time_training_steps(cfg, setup, steps=5, warmup_steps=2).seconds
+            measured = time_training_steps(cfg, setup, steps=5, warmup_steps=2, clock="process").seconds
             errors.append(abs(predict_step_time(cfg, setup, profile=profile) / measured - 1))
     finally:
         torch.set_num_threads(threads)

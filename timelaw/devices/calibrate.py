@@ -94,13 +94,13 @@ def _nvidia_driver() -> str:
         return "unknown"
 
 
-def _measure_steps(steps, device: str, plan, progress) -> list[tuple]:
+def _measure_steps(steps, device: str, plan, progress, clock: str = "wall") -> list[tuple]:
     from timelaw.reference import time_training_steps
 
     measured = []
     for cfg, setup in steps:
         timing = time_training_steps(cfg, setup, device=device, steps=plan.timed_steps,
-                                     warmup_steps=plan.warmup_steps)
+                                     warmup_steps=plan.warmup_steps, clock=clock)
         measured.append((cfg, setup, timing.seconds))
         progress(f"step d={cfg.d_model} L={cfg.n_layers} S={cfg.seq_len} B={setup.micro_batch_size}")
     return measured
@@ -181,7 +181,9 @@ def _calibrate(device, quick, out, name, seed, progress, save, plan) -> DevicePr
     total = len(precisions) * len(sizes) ** 3 + 3 + len(fit_design) + len(holdout_design)
     bar = _Progress(total, progress)
 
-    timer = Timer(device, min_seconds=plan.min_seconds)
+    # One CPU thread is timed by process CPU time: on a shared machine that is the idle-machine step time.
+    clock = "process" if on_cpu and torch.get_num_threads() == 1 else "wall"
+    timer = Timer(device, min_seconds=plan.min_seconds, clock=clock)
     torch.manual_seed(seed)
     sweep = matmul_sweep(timer, sizes, precisions, progress=lambda: bar("matmul sweep"))
     main_precision = precisions[0]
@@ -205,7 +207,7 @@ def _calibrate(device, quick, out, name, seed, progress, save, plan) -> DevicePr
     # Timed in one shuffled sequence, so a drift in machine load does not bias fit against held-out steps.
     order = np.random.default_rng(seed).permutation(len(fit_design) + len(holdout_design))
     designed = fit_design + holdout_design
-    timed = dict(zip(order, _measure_steps([designed[i] for i in order], device, plan, bar)))
+    timed = dict(zip(order, _measure_steps([designed[i] for i in order], device, plan, bar, clock)))
     fit_steps = [timed[i] for i in range(len(fit_design))]
     holdout_steps = [timed[i] for i in range(len(fit_design), len(designed))]
     coefficients, validation = _fit_all(base, fit_steps, holdout_steps)
@@ -218,7 +220,7 @@ def _calibrate(device, quick, out, name, seed, progress, save, plan) -> DevicePr
         "provenance": provenance(
             method="timelaw.calibrate: microbenchmarks + timed reference-model steps, NNLS fit",
             data=f"{len(fit_steps)} fit steps, {len(holdout_steps)} held-out steps", source="measured",
-            device=facts, quick=quick, seed=seed, plan=plan.__dict__),
+            device=facts, quick=quick, seed=seed, plan=plan.__dict__, clock=clock),
     })
     if save:
         path = save_profile(profile, out)

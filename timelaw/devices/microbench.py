@@ -24,8 +24,10 @@ DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 class Timer:
     """Median seconds per call of a function on a device."""
 
-    def __init__(self, device: str, min_seconds: float = 0.02, repeats: int = 3):
+    def __init__(self, device: str, min_seconds: float = 0.02, repeats: int = 3, clock: str = "wall"):
         self.device, self.min_seconds, self.repeats = device, min_seconds, repeats
+        # process CPU time on a shared CPU: see timelaw.reference.time_training_steps
+        self.now = time.process_time if clock == "process" else time.perf_counter
 
     def sync(self):
         torch = _torch()
@@ -37,19 +39,19 @@ class Timer:
     def __call__(self, fn: Callable[[], object]) -> float:
         fn()  # warm-up: allocation, kernel selection
         self.sync()
-        start = time.perf_counter()
+        start = self.now()
         fn()
         self.sync()
-        once = max(time.perf_counter() - start, 1e-7)
+        once = max(self.now() - start, 1e-7)
         calls = max(1, int(self.min_seconds / once))
         results = []
         for _ in range(self.repeats):
             self.sync()
-            start = time.perf_counter()
+            start = self.now()
             for _ in range(calls):
                 fn()
             self.sync()
-            results.append((time.perf_counter() - start) / calls)
+            results.append((self.now() - start) / calls)
         return statistics.median(results)
 
 
