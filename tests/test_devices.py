@@ -110,3 +110,13 @@ def test_quick_cpu_calibration_predicts_fresh_steps(tmp_path):
     finally:
         torch.set_num_threads(threads)
     assert sum(errors) / len(errors) < 0.35, errors
+
+
+def test_gloo_allreduce_between_two_processes_is_timed():
+    from timelaw.devices.allreduce import measure_allreduce
+    from timelaw.devices.profile import AllReduceTable
+
+    sizes, seconds = measure_allreduce(2, "gloo", sizes=[4096, 4 * 2**20], repeats=2)
+    assert sizes == [4096.0, 4 * 2**20.0] and all(0 < s < 5 for s in seconds)
+    table = AllReduceTable(by_group_size={2: (sizes, seconds)})
+    assert table.seconds(2, 4 * 2**20) == pytest.approx(seconds[1])

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from timelaw.devices.microbench import Timer, attention_rates, bandwidth_by_class, kernel_seconds, matmul_sweep
-from timelaw.devices.profile import DeviceProfile, MatmulSweep
+from timelaw.devices.profile import AllReduceTable, DeviceProfile, MatmulSweep
 from timelaw.devices.registry import save_profile
 from timelaw.devices.step_design import design_steps
 from timelaw.provenance import provenance
@@ -149,13 +149,16 @@ PLANS = {
 
 def calibrate(device: str = "cpu", quick: bool = False, out: str | os.PathLike | None = None,
               name: str | None = None, seed: int = 0, progress: bool = True, save: bool = True,
-              plan: CalibrationPlan | None = None, threads: int | None = None) -> DeviceProfile:
+              plan: CalibrationPlan | None = None, threads: int | None = None,
+              allreduce: bool | None = None) -> DeviceProfile:
     """Measure a device and return (and save) its DeviceProfile.
 
     quick: a reduced sweep and step set (within 3 minutes on a 2-core CPU). out: where to write the JSON
     (default: the user's cache directory, under the profile's name). plan overrides the preset plan.
     threads: CPU threads torch may use while measuring (the profile then describes training with that many;
     on a busy machine 1 thread gives the most repeatable timings).
+    allreduce: measure an all-reduce table with torch.distributed; default: when there are several GPUs
+    (NCCL, 2, 4, ... ranks). On CPU pass True to measure gloo between 2 local processes.
     """
     import torch
 
@@ -163,12 +166,36 @@ def calibrate(device: str = "cpu", quick: bool = False, out: str | os.PathLike |
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        return _calibrate(device, quick, out, name, seed, progress, save, plan)
+        return _calibrate(device, quick, out, name, seed, progress, save, plan, allreduce)
     finally:
         torch.set_num_threads(previous_threads)
 
 
-def _calibrate(device, quick, out, name, seed, progress, save, plan) -> DeviceProfile:
+def _allreduce_group_sizes(kind: str, requested: bool | None) -> tuple[str, list[int]]:
+    """(backend, group sizes) to measure: powers of two up to the GPU count, or 2 CPU processes."""
+    import torch
+
+    if kind == "cuda" and requested is not False and torch.cuda.device_count() > 1:
+        count = torch.cuda.device_count()
+        return "nccl", [2**p for p in range(1, count.bit_length()) if 2**p <= count]
+    if kind == "cpu" and requested:
+        return "gloo", [2]
+    return "", []
+
+
+def _allreduce_table(backend: str, group_sizes: list[int], progress) -> AllReduceTable | None:
+    from timelaw.devices.allreduce import measure_allreduce
+
+    if not group_sizes:
+        return None
+    table = {}
+    for size in group_sizes:
+        table[size] = measure_allreduce(size, backend)
+        progress(f"all-reduce x{size}")
+    return AllReduceTable(by_group_size=table)
+
+
+def _calibrate(device, quick, out, name, seed, progress, save, plan, allreduce) -> DeviceProfile:
     import torch
 
     facts = _device_facts(device)
@@ -178,7 +205,8 @@ def _calibrate(device, quick, out, name, seed, progress, save, plan) -> DevicePr
     precisions = ["fp32"] if on_cpu else ["bf16", "fp32"]
     sizes = list(plan.matmul_sizes)
     fit_design, holdout_design = design_steps(kind, n_fit=plan.n_fit, seed=seed, scale=plan.step_time_scale)
-    total = len(precisions) * len(sizes) ** 3 + 3 + len(fit_design) + len(holdout_design)
+    backend, group_sizes = _allreduce_group_sizes(kind, allreduce)
+    total = len(precisions) * len(sizes) ** 3 + 3 + len(group_sizes) + len(fit_design) + len(holdout_design)
     bar = _Progress(total, progress)
 
     # One CPU thread is timed by process CPU time: on a shared machine that is the idle-machine step time.
@@ -195,6 +223,7 @@ def _calibrate(device, quick, out, name, seed, progress, save, plan) -> DevicePr
     attention = attention_rates(timer, main_precision, [(2, 4, 256, 64)] if on_cpu else
                                 [(8, 16, 1024, 64), (4, 16, 2048, 128)])
     bar("attention")
+    allreduce_table = _allreduce_table(backend, group_sizes, bar)
 
     peak = {p: float(np.max(sweep[p])) for p in precisions}
     base = DeviceProfile(
@@ -202,7 +231,7 @@ def _calibrate(device, quick, out, name, seed, progress, save, plan) -> DevicePr
         description=f"{facts['name']}: measured by timelaw.calibrate ({'quick' if quick else 'full'})",
         memory_bytes=facts["memory_bytes"], peak_flops=peak, memory_bandwidth=bandwidth["copy"],
         bandwidth_by_class={k: v for k, v in bandwidth.items() if k != "copy"}, kernel_seconds=launch,
-        matmul=MatmulSweep(sizes=sizes, flops_per_second=sweep),
+        matmul=MatmulSweep(sizes=sizes, flops_per_second=sweep), allreduce=allreduce_table,
     )
     # Timed in one shuffled sequence, so a drift in machine load does not bias fit against held-out steps.
     order = np.random.default_rng(seed).permutation(len(fit_design) + len(holdout_design))

@@ -14,6 +14,9 @@ def register(subparsers) -> None:
     p.add_argument("--out", help="write the profile JSON here instead of the cache directory")
     p.add_argument("--name", help="profile name (default: derived from the device)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, help="CPU threads for torch while measuring (CPU devices)")
+    p.add_argument("--allreduce", action="store_true",
+                   help="on CPU, also measure gloo all-reduce between 2 processes (GPUs: automatic if >1)")
     p.set_defaults(func=_calibrate)
 
     p = subparsers.add_parser("profiles", help="list known device profiles")
@@ -25,7 +28,8 @@ def _calibrate(args: argparse.Namespace) -> int:
     from timelaw.devices.calibrate import CalibrationError, calibrate
 
     try:
-        profile = calibrate(device=args.device, quick=args.quick, out=args.out, name=args.name, seed=args.seed)
+        profile = calibrate(device=args.device, quick=args.quick, out=args.out, name=args.name, seed=args.seed,
+                            threads=args.threads, allreduce=args.allreduce or None)
     except CalibrationError as error:
         print(f"calibration refused: {error}")
         return 2
