@@ -28,6 +28,9 @@ def calibrate(device: str = "cpu", quick: bool = False, out=None, **kwargs) -> D
 
 from timelaw import laws
 from timelaw.laws import DegenerateFitWarning, fit_loss_law, load_law
+from timelaw.plan import (
+    Frontier, Plan, Prediction, SearchSpace, frontier, optimize, predict_loss, wider_vs_deeper,
+)
 
 # Subpackages imported on first use: `reference` needs torch, `theory` is not needed to import timelaw.
 _LAZY_SUBMODULES = ("reference", "theory")
@@ -39,6 +42,7 @@ __all__ = [
     "DeviceProfile", "load_profile", "save_profile", "list_profiles", "predict_step_time", "fit_time_model",
     "calibrate",
     "laws", "fit_loss_law", "load_law", "DegenerateFitWarning",
+    "predict_loss", "optimize", "frontier", "wider_vs_deeper", "Prediction", "Plan", "Frontier", "SearchSpace",
     *_LAZY_SUBMODULES,
 ]
 

@@ -9,10 +9,11 @@ from timelaw._version import __version__
 
 def _registrars():
     """The modules that add subcommands; imported here so `timelaw --help` lists every job."""
+    from timelaw import plan_cli
     from timelaw.devices import cli as devices_cli
     from timelaw.laws import cli as laws_cli
 
-    return [devices_cli.register, laws_cli.register]
+    return [plan_cli.register, devices_cli.register, laws_cli.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

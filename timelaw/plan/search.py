@@ -1,0 +1,230 @@
+"""optimize: the shape with the lowest predicted loss for a time budget, by vectorised search.
+
+Step times do not depend on the budget, so the candidates are priced once (`Candidates`) and every budget
+after that costs one law evaluation over the arrays: frontier and the U-curves reuse the same Candidates.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Optional
+
+import numpy as np
+
+from timelaw.config import TrainSetup, TransformerConfig
+from timelaw.plan.evaluate import Evaluated, evaluate, loss_for_tokens, steps_in, training_memory
+from timelaw.plan.inputs import LawChoice, resolve_device, resolve_law, resolve_setup, single_budget
+from timelaw.plan.predict import GIB, Prediction, predict_resolved
+from timelaw.plan.space import SearchSpace, candidate_batches
+
+__all__ = ["Candidates", "Outcome", "Plan", "optimize", "price_candidates"]
+
+TABLE_COLUMNS = (
+    "rank", "loss", "n_params", "tokens", "steps", "d_model", "n_layers", "n_heads", "head_dim", "mlp", "seq_len",
+    "micro_batch_size", "global_batch_size", "tokens_per_step", "seconds_per_step", "tokens_per_second",
+    "memory_gib",
+)
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Every candidate that fits in the device's memory, priced: one Evaluated per MLP kind."""
+
+    parts: tuple
+    n_generated: int
+    seconds: float  # wall time to generate and price them
+
+    def column(self, name: str) -> np.ndarray:
+        return self._columns[name]
+
+    @cached_property
+    def _columns(self) -> dict:
+        names = ("seconds_per_step", "tokens_per_step", "n_total", "n_non_embedding", "memory_bytes")
+        cols = {n: np.concatenate([getattr(p, n) for p in self.parts]) for n in names}
+        for n in ("d_model", "n_layers", "n_heads", "seq_len", "micro_batch_size", "grad_accum_steps"):
+            cols[n] = np.concatenate([np.broadcast_to(getattr(p.shapes, n), p.n_total.shape) for p in self.parts])
+        cols["mlp"] = np.concatenate([np.full(p.n_total.shape, p.shapes.mlp) for p in self.parts])
+        return cols
+
+    @property
+    def size(self) -> int:
+        return int(sum(p.n_total.size for p in self.parts))
+
+    def locate(self, index: int) -> Evaluated:
+        """The candidate at flat `index`, as a batch of one."""
+        for part in self.parts:
+            if index < part.n_total.size:
+                return part.take(index)
+            index -= part.n_total.size
+        raise IndexError(index)
+
+    def config_and_setup(self, index: int) -> tuple[TransformerConfig, TrainSetup]:
+        one = self.locate(index)
+        micro, accum = int(one.shapes.micro_batch_size), int(one.shapes.grad_accum_steps)
+        global_batch = micro * accum * one.setup.data_parallel
+        setup = TrainSetup(**{**one.setup.model_dump(), "micro_batch_size": micro,
+                              "global_batch_size": global_batch})
+        return one.shapes.to_config(), setup
+
+
+def price_candidates(space: SearchSpace, setup: TrainSetup, estimator) -> Candidates:
+    """Generate every candidate of `space`, drop those that do not fit in memory, price the rest."""
+    start = time.perf_counter()
+    limit, parts, generated = estimator.profile.memory_bytes, [], 0
+    for shapes in candidate_batches(space, setup):
+        generated += shapes.size
+        memory = training_memory(shapes, setup)
+        fits = memory <= limit
+        parts.append(evaluate(shapes.take(fits), setup, estimator, memory_bytes=memory[fits]))
+    return Candidates(parts=tuple(parts), n_generated=generated, seconds=time.perf_counter() - start)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Every candidate's result for one budget and law; loss is inf where a constraint fails."""
+
+    budget_seconds: float
+    steps: np.ndarray
+    tokens: np.ndarray
+    loss: np.ndarray
+
+    def ranked(self, top: Optional[int] = None) -> np.ndarray:
+        """Indices of the `top` lowest losses, best first (ties: more tokens first)."""
+        finite = np.flatnonzero(np.isfinite(self.loss))
+        if top is not None and top < finite.size:
+            finite = finite[np.argpartition(self.loss[finite], top - 1)[:top]]
+        return finite[np.lexsort((-self.tokens[finite], self.loss[finite]))]
+
+
+def outcome(candidates: Candidates, budget: float, law_choice: LawChoice, unique_tokens, min_steps: int) -> Outcome:
+    steps = steps_in(budget, candidates.column("seconds_per_step"))
+    tokens = steps * candidates.column("tokens_per_step")
+    n_law = candidates.column("n_total" if law_choice.n_count == "total" else "n_non_embedding")
+    loss = loss_for_tokens(law_choice, n_law, tokens, unique_tokens)
+    return Outcome(budget, steps, tokens, np.where(steps >= max(min_steps, 1), loss, np.inf))
+
+
+def table_rows(candidates: Candidates, result: Outcome, indices) -> list[dict]:
+    """Readable rows for the candidates at `indices` (rank order)."""
+    c = {n: candidates.column(n)[indices] for n in candidates._columns}
+    global_batch = c["micro_batch_size"] * c["grad_accum_steps"] * candidates.parts[0].setup.data_parallel
+    columns = {
+        "rank": np.arange(1, len(indices) + 1), "loss": result.loss[indices], "n_params": c["n_total"],
+        "tokens": result.tokens[indices], "steps": result.steps[indices], "d_model": c["d_model"],
+        "n_layers": c["n_layers"], "n_heads": c["n_heads"], "head_dim": c["d_model"] / c["n_heads"],
+        "mlp": c["mlp"], "seq_len": c["seq_len"], "micro_batch_size": c["micro_batch_size"],
+        "global_batch_size": global_batch, "tokens_per_step": c["tokens_per_step"],
+        "seconds_per_step": c["seconds_per_step"], "tokens_per_second": c["tokens_per_step"] / c["seconds_per_step"],
+        "memory_gib": c["memory_bytes"] / GIB,
+    }
+    floats = {"loss", "tokens", "seconds_per_step", "tokens_per_second", "memory_gib"}
+    return [{k: (str(v[i]) if k == "mlp" else float(v[i]) if k in floats else int(v[i])) for k, v in columns.items()}
+            for i in range(len(indices))]
+
+
+def u_curve(candidates: Candidates, result: Outcome, bins: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """The lowest loss reachable at each model size: (N at bin centres, best loss), log-spaced bins in N."""
+    n, loss = candidates.column("n_total"), result.loss
+    ok = np.isfinite(loss)
+    if not np.any(ok):
+        return np.empty(0), np.empty(0)
+    edges = np.geomspace(n[ok].min(), n[ok].max() * (1 + 1e-9), bins + 1)
+    which = np.clip(np.searchsorted(edges, n[ok], side="right") - 1, 0, bins - 1)
+    best = np.full(bins, np.inf)
+    np.minimum.at(best, which, loss[ok])
+    centres = np.sqrt(edges[:-1] * edges[1:])
+    keep = np.isfinite(best)
+    return centres[keep], best[keep]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """optimize's answer: `best` (a Prediction with .config and .setup) and the ranked `table`."""
+
+    best: Prediction
+    table: list
+    budget_seconds: float
+    n_candidates: int
+    n_priced: int
+    n_eligible: int
+    search_seconds: float
+    space: SearchSpace
+    notes: tuple = ()
+    _candidates: Candidates = field(default=None, repr=False, compare=False)
+    _outcome: Outcome = field(default=None, repr=False, compare=False)
+
+    @property
+    def candidates_per_second(self) -> float:
+        return self.n_candidates / self.search_seconds
+
+    def u_curve(self, bins: int = 40) -> tuple[np.ndarray, np.ndarray]:
+        """Best loss at each model size for this budget: the U-curve."""
+        return u_curve(self._candidates, self._outcome, bins)
+
+    def to_frame(self):
+        """The ranked table as a pandas DataFrame (pandas must be installed)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.table, columns=TABLE_COLUMNS)
+
+    def to_dict(self) -> dict:
+        return {"best": self.best.to_dict(), "table": self.table, "budget_seconds": self.budget_seconds,
+                "n_candidates": self.n_candidates, "n_priced": self.n_priced, "n_eligible": self.n_eligible,
+                "search_seconds": self.search_seconds, "candidates_per_second": self.candidates_per_second,
+                "notes": list(self.notes)}
+
+    @property
+    def text(self) -> str:
+        from timelaw.plan.report import format_table
+
+        head = (f"searched {self.n_candidates:,} candidate shapes in {self.search_seconds:.2f} s "
+                f"({self.candidates_per_second:,.0f}/s): {self.n_priced:,} fit in memory, "
+                f"{self.n_eligible:,} meet every constraint")
+        return "\n".join([head, "", "best:", self.best.text, "", format_table(self.table)])
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _no_candidate(space: SearchSpace, candidates: Candidates, budget: float) -> ValueError:
+    if candidates.size == 0:
+        return ValueError(f"no candidate shape of the search space fits in the device's memory or the "
+                          f"parameter range [{space.min_params:g}, {space.max_params:g}]")
+    return ValueError(f"no candidate gets {space.min_steps} optimizer steps in {budget:g} s: lower min_steps, "
+                      "tokens_per_step or the smallest sizes of the search space, or raise the budget")
+
+
+def optimize(hours=None, minutes=None, seconds=None, *, profile=None, law=None, unique_tokens=None,
+             setup: TrainSetup | None = None, space: SearchSpace | None = None, method: str = "roofline",
+             top: int = 20, n_count: str | None = None, **space_options) -> Plan:
+    """The shape (width, depth, heads, batch, and optionally seq_len and MLP kind) with the lowest predicted
+    loss for the budget on the device, and the `top` best candidates.
+
+    Profile, law and unique_tokens default as in predict_loss. `setup` fixes everything but the batch
+    (precision, optimizer, checkpointing, parallelism). The search space is `space` (a SearchSpace) with any
+    of its fields overridden by keyword, e.g. optimize(hours=4, max_params=1e9, mlps=("gelu", "swiglu")).
+    `plan.best` is exactly predict_loss(plan.best.config, setup=plan.best.setup, ...) for the same inputs.
+    """
+    budget = single_budget(hours, minutes, seconds)
+    if top < 1:
+        raise ValueError(f"top must be at least 1, got {top}")
+    space = (space or SearchSpace()).updated(**space_options)
+    estimator, device = resolve_device(profile, method)
+    setup = resolve_setup(setup, device)
+    law_choice = resolve_law(law, unique_tokens, n_count)
+    start = time.perf_counter()
+    candidates = price_candidates(space, setup, estimator)
+    result = outcome(candidates, budget, law_choice, unique_tokens, space.min_steps)
+    ranked = result.ranked(top)
+    search_seconds = time.perf_counter() - start
+    if ranked.size == 0:
+        raise _no_candidate(space, candidates, budget)
+    cfg, best_setup = candidates.config_and_setup(int(ranked[0]))
+    best = predict_resolved(cfg, budget, best_setup, estimator, law_choice, unique_tokens, method)
+    return Plan(
+        best=best, table=table_rows(candidates, result, ranked), budget_seconds=budget,
+        n_candidates=candidates.n_generated, n_priced=candidates.size,
+        n_eligible=int(np.isfinite(result.loss).sum()), search_seconds=search_seconds, space=space,
+        notes=best.notes, _candidates=candidates, _outcome=result,
+    )

@@ -1,0 +1,143 @@
+"""The shapes optimize searches: a grid of widths, depths, heads, batches, sequence lengths and MLP kinds,
+built as flat numpy arrays (one ShapeBatch per MLP kind) without a Python loop over candidates.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+
+import numpy as np
+
+from timelaw.config import TrainSetup, default_d_ff
+from timelaw.params import param_counts
+from timelaw.shapes import ShapeBatch
+
+__all__ = ["SearchSpace", "model_grid", "candidate_batches"]
+
+DEFAULT_LAYERS = tuple(range(2, 17)) + tuple(range(18, 33, 2)) + tuple(range(36, 65, 4))
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """What optimize may choose, and the constraints every candidate must meet.
+
+    d_model runs over multiples of `d_model_step` in [d_model_min, d_model_max]; n_heads over the divisors
+    that give a head dimension in [head_dim_min, head_dim_max]; the global batch over `tokens_per_step`
+    (tokens per optimizer step), each split into micro-batches of `micro_batch_sizes` sequences with
+    gradient accumulation. `vocab_size` and the categorical options are fixed. Candidates must fit in the
+    device's memory, have between `min_params` and `max_params` parameters (total), an aspect ratio
+    d_model / n_layers in [aspect_ratio_min, aspect_ratio_max], and get at least `min_steps` optimizer steps.
+
+    Why the shape and batch bounds: the loss laws see only N and D. Kaplan et al. 2020 (section 3.1) found
+    loss depends only weakly on depth versus width within reasonable limits, and the laws were fitted on
+    such models; outside them (a 2-layer model 2000 wide) the law's N says nothing, yet the step-time model
+    would always pick the fastest, shallowest shape. Likewise the laws know nothing of batch size, so
+    without a floor on optimizer steps the largest batch would always look free.
+    """
+
+    d_model_min: int = 128
+    d_model_max: int = 8192
+    d_model_step: int = 64
+    n_layers: tuple = DEFAULT_LAYERS
+    head_dim_min: int = 64
+    head_dim_max: int = 128
+    aspect_ratio_min: float = 16.0
+    aspect_ratio_max: float = 256.0
+    tokens_per_step: tuple = (2 ** 15, 2 ** 16, 2 ** 17, 2 ** 18, 2 ** 19)
+    micro_batch_sizes: tuple = (1, 2, 4, 8, 16, 32, 64)
+    seq_lens: tuple = (1024,)
+    mlps: tuple = ("gelu",)
+    vocab_size: int = 50257
+    min_params: float = 0.0
+    max_params: float = math.inf
+    min_steps: int = 100
+    norm: str = "layernorm"
+    positions: str = "learned"
+    tied_embeddings: bool = True
+    bias: bool = False
+
+    def __post_init__(self):
+        for name in ("n_layers", "tokens_per_step", "micro_batch_sizes", "seq_lens", "mlps"):
+            value = getattr(self, name)
+            object.__setattr__(self, name, tuple(value) if np.ndim(value) else (value,))
+        if self.d_model_min % self.d_model_step or self.d_model_min > self.d_model_max:
+            raise ValueError(f"d_model_min ({self.d_model_min}) must be a multiple of d_model_step "
+                             f"({self.d_model_step}) and at most d_model_max ({self.d_model_max})")
+        if self.aspect_ratio_min > self.aspect_ratio_max:
+            raise ValueError(f"aspect_ratio_min ({self.aspect_ratio_min}) exceeds aspect_ratio_max "
+                             f"({self.aspect_ratio_max})")
+        if self.head_dim_min > self.head_dim_max:
+            raise ValueError(f"head_dim_min ({self.head_dim_min}) exceeds head_dim_max ({self.head_dim_max})")
+        if not self.min_params < self.max_params:
+            raise ValueError(f"min_params ({self.min_params:g}) must be below max_params ({self.max_params:g})")
+        bad = [m for m in self.mlps if m not in ("gelu", "swiglu")]
+        if bad:
+            raise ValueError(f"mlps must be 'gelu' or 'swiglu', got {bad}")
+
+    def updated(self, **changes) -> "SearchSpace":
+        unknown = set(changes) - {f.name for f in fields(self)}
+        if unknown:
+            raise TypeError(f"unknown search-space option(s) {sorted(unknown)}; "
+                            f"known: {[f.name for f in fields(self)]}")
+        return replace(self, **changes)
+
+    @property
+    def categorical(self) -> dict:
+        return dict(norm=self.norm, positions=self.positions, tied_embeddings=self.tied_embeddings,
+                    bias=self.bias)
+
+
+def _width_heads(space: SearchSpace) -> tuple[np.ndarray, np.ndarray]:
+    """Every (d_model, n_heads) pair whose head dimension lies in the allowed range."""
+    widths = np.arange(space.d_model_min, space.d_model_max + 1, space.d_model_step)
+    head_dims = np.arange(space.head_dim_min, space.head_dim_max + 1)
+    ok = widths[:, None] % head_dims[None, :] == 0
+    w, h = np.nonzero(ok)
+    return widths[w].astype(np.float64), (widths[w] // head_dims[h]).astype(np.float64)
+
+
+def model_grid(space: SearchSpace, mlp: str) -> ShapeBatch:
+    """Every model shape (width, heads, depth, sequence length) within the parameter and aspect-ratio
+    ranges, with a batch of one sequence."""
+    width, heads = _width_heads(space)
+    layers = np.asarray(space.n_layers, dtype=np.float64)
+    seqs = np.asarray(space.seq_lens, dtype=np.float64)
+    grid = np.meshgrid(np.arange(width.size), layers, seqs, indexing="ij")
+    pair, n_layers, seq_len = (g.ravel() for g in grid)
+    d_model = width[pair]
+    ff_of_width = {w: default_d_ff(int(w), mlp) for w in np.unique(width)}  # the config's rule, per width
+    d_ff = np.vectorize(ff_of_width.__getitem__, otypes=[np.float64])(d_model) if d_model.size else d_model
+    shapes = ShapeBatch(
+        d_model=d_model, n_layers=n_layers, n_heads=heads[pair], n_kv_heads=heads[pair], d_ff=d_ff,
+        vocab_size=np.full_like(d_model, space.vocab_size), seq_len=seq_len, micro_batch_size=1.0,
+        grad_accum_steps=1.0, mlp=mlp, **space.categorical,
+    )
+    non_embedding, embedding = param_counts(shapes)
+    total, aspect = non_embedding + embedding, d_model / n_layers
+    keep = (total >= space.min_params) & (total <= space.max_params)
+    keep &= (aspect >= space.aspect_ratio_min) & (aspect <= space.aspect_ratio_max)
+    return shapes.take(keep)
+
+
+def _batch_choices(space: SearchSpace, setup: TrainSetup) -> np.ndarray:
+    """Rows (seq_len, micro_batch_size, grad_accum_steps) of every way to split each tokens_per_step."""
+    rows = []
+    for seq in space.seq_lens:
+        for tokens in space.tokens_per_step:
+            for micro in space.micro_batch_sizes:
+                per_pass = seq * micro * setup.data_parallel
+                if tokens % per_pass == 0:
+                    rows.append((seq, micro, tokens // per_pass))
+    return np.array(rows, dtype=np.float64).reshape(-1, 3)
+
+
+def candidate_batches(space: SearchSpace, setup: TrainSetup) -> list[ShapeBatch]:
+    """Every candidate: each model shape crossed with each batch split of its sequence length."""
+    choices = _batch_choices(space, setup)
+    batches = []
+    for mlp in space.mlps:
+        models = model_grid(space, mlp)
+        m, c = np.nonzero(models.seq_len[:, None] == choices[None, :, 0])
+        one = models.take(m)
+        batches.append(replace(one, micro_batch_size=choices[c, 1], grad_accum_steps=choices[c, 2]))
+    return batches

@@ -1,0 +1,179 @@
+"""`timelaw predict | optimize | frontier`: the planner on the command line.
+
+The top-level CLI calls `register(subparsers)`; each parsed command's `func(args)` runs it and returns the
+exit code (0 ok, 2 bad input). Every command prints a readable table, or JSON with --json; optimize and
+frontier draw the U-curves (and the frontier) with --plot FILE.png.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+
+import numpy as np
+from pydantic import ValidationError
+
+__all__ = ["register", "run_predict", "run_optimize", "run_frontier"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `predict`, `optimize` and `frontier` subcommands."""
+    p = subparsers.add_parser("predict", help="predict the loss of one shape trained for a time budget",
+                              description="Predict the final loss, tokens, speed and MFU of one transformer "
+                                          "trained for a wall-clock budget on a device.")
+    p.add_argument("--d-model", type=int, required=True, help="residual width")
+    p.add_argument("--layers", type=int, required=True, help="number of transformer blocks")
+    p.add_argument("--heads", type=int, help="attention heads (default: d_model / 64)")
+    p.add_argument("--mlp", choices=("gelu", "swiglu"), default="gelu")
+    p.add_argument("--vocab", type=int, default=50257, help="vocabulary size (default: 50257)")
+    p.add_argument("--seq-len", type=int, default=1024, help="context length (default: 1024)")
+    _budget_arguments(p, several=False)
+    p.add_argument("--micro-batch-size", type=int, default=8, help="sequences per forward pass (default: 8)")
+    p.add_argument("--global-batch-size", type=int, help="sequences per optimizer step (default: micro batch)")
+    _common_arguments(p)
+    p.set_defaults(func=run_predict)
+
+    o = subparsers.add_parser("optimize", help="the best shape for a time budget",
+                              description="Search widths, depths, heads and batch sizes for the lowest "
+                                          "predicted loss in a wall-clock budget on a device.")
+    _budget_arguments(o, several=False)
+    _search_arguments(o)
+    o.add_argument("--top", type=int, default=10, help="rows of the ranked table to print (default: 10)")
+    _common_arguments(o)
+    o.add_argument("--plot", metavar="FILE.png", help="write the U-curve (loss against model size) here")
+    o.set_defaults(func=run_optimize)
+
+    f = subparsers.add_parser("frontier", help="optimal size, data and shape across time budgets",
+                              description="The optimal N*, D*, loss and shape for each budget, the exponents "
+                                          "of N*(t) and D*(t), and the same under a FLOP budget.")
+    _budget_arguments(f, several=True)
+    _search_arguments(f)
+    _common_arguments(f)
+    f.add_argument("--plot", metavar="FILE.png", help="write the U-curves and the frontier here")
+    f.set_defaults(func=run_frontier)
+
+
+def _budget_arguments(parser, several: bool) -> None:
+    group = parser.add_mutually_exclusive_group(required=True)
+    nargs = "+" if several else None
+    for unit in ("hours", "minutes", "seconds"):
+        group.add_argument(f"--{unit}", type=float, nargs=nargs, help=f"budget in {unit}")
+
+
+def _common_arguments(parser) -> None:
+    parser.add_argument("--profile", help="device profile name or JSON path (default: this machine's "
+                                          "calibration, else a shipped spec sheet)")
+    parser.add_argument("--law", help="loss law: preset name or JSON path (default: epoch2024, or "
+                                      "muennighoff2023 with --unique-tokens)")
+    parser.add_argument("--unique-tokens", type=float, help="tokens in the data set (repeats are discounted)")
+    parser.add_argument("--method", choices=("roofline", "memcopy", "flops"), default="roofline",
+                        help="step-time model (default: roofline)")
+    parser.add_argument("--precision", choices=("bf16", "fp16", "fp32"),
+                        help="default: bf16 if the profile has it, else the profile's precision")
+    parser.add_argument("--checkpointing", choices=("none", "full"), default="none",
+                        help="activation checkpointing (default: none)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _search_arguments(parser) -> None:
+    parser.add_argument("--min-params", type=float, default=0.0, help="smallest model (total parameters)")
+    parser.add_argument("--max-params", type=float, default=math.inf, help="largest model (total parameters)")
+    parser.add_argument("--seq-len", type=int, nargs="+", default=[1024], help="context lengths to try")
+    parser.add_argument("--mlp", choices=("gelu", "swiglu"), nargs="+", default=["gelu"], help="MLP kinds to try")
+    parser.add_argument("--vocab", type=int, default=50257, help="vocabulary size (fixed; default: 50257)")
+    parser.add_argument("--min-steps", type=int, default=100, help="fewest optimizer steps allowed (default: 100)")
+
+
+def _budget(args) -> dict:
+    return {unit: getattr(args, unit) for unit in ("hours", "minutes", "seconds") if getattr(args, unit) is not None}
+
+
+def _setup(args, **batch):
+    """The TrainSetup the flags describe; without --precision, the planner's default for the profile."""
+    from timelaw.config import TrainSetup
+    from timelaw.plan.inputs import resolve_device, resolve_setup
+
+    precision = args.precision or resolve_setup(None, resolve_device(args.profile, args.method)[1]).precision
+    return TrainSetup(precision=precision, activation_checkpointing=args.checkpointing, **batch)
+
+
+def _options(args) -> dict:
+    return dict(profile=args.profile, law=args.law, unique_tokens=args.unique_tokens, method=args.method)
+
+
+def _space(args) -> dict:
+    return dict(min_params=args.min_params, max_params=args.max_params, seq_lens=tuple(args.seq_len),
+                mlps=tuple(args.mlp), vocab_size=args.vocab, min_steps=args.min_steps)
+
+
+def _plain(value):
+    """JSON-ready: numpy values to Python, and inf / nan (not JSON) to null."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (np.floating, np.integer)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+
+
+def _emit(args, result) -> None:
+    if args.json:
+        print(json.dumps(_plain(result.to_dict()), indent=1))
+    else:
+        print(result.text)
+
+
+def _run(name: str, body, args) -> int:
+    try:
+        return body(args)
+    except (ValueError, ValidationError) as err:
+        print(f"timelaw {name}: error: {err}", file=sys.stderr)
+        return 2
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    def body(args):
+        from timelaw.config import TransformerConfig
+        from timelaw.plan import predict_loss
+
+        heads = args.heads or max(1, args.d_model // 64)
+        cfg = TransformerConfig(d_model=args.d_model, n_layers=args.layers, n_heads=heads, mlp=args.mlp,
+                                vocab_size=args.vocab, seq_len=args.seq_len)
+        setup = _setup(args, micro_batch_size=args.micro_batch_size, global_batch_size=args.global_batch_size)
+        _emit(args, predict_loss(cfg, **_budget(args), setup=setup, **_options(args)))
+        return 0
+    return _run("predict", body, args)
+
+
+def run_optimize(args: argparse.Namespace) -> int:
+    def body(args):
+        from timelaw.plan import optimize
+
+        plan = optimize(**_budget(args), setup=_setup(args), top=args.top, **_options(args), **_space(args))
+        _emit(args, plan)
+        if args.plot:
+            from timelaw.plot import plot_plan
+
+            plot_plan(plan, args.plot)
+            print(f"wrote {args.plot}", file=sys.stderr)
+        return 0
+    return _run("optimize", body, args)
+
+
+def run_frontier(args: argparse.Namespace) -> int:
+    def body(args):
+        from timelaw.plan import frontier
+
+        front = frontier(**_budget(args), setup=_setup(args), **_options(args), **_space(args))
+        _emit(args, front)
+        if args.plot:
+            from timelaw.plot import plot_frontier
+
+            plot_frontier(front, args.plot)
+            print(f"wrote {args.plot}", file=sys.stderr)
+        return 0
+    return _run("frontier", body, args)
