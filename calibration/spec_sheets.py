@@ -10,6 +10,7 @@ from __future__ import annotations
 from timelaw.devices.profile import DeviceProfile
 from timelaw.devices.registry import save_profile, shipped_dir
 from timelaw.provenance import provenance
+from timelaw.timing.roofline import RooflineEstimator
 
 TB, GB = 1e12, 1e9
 GIB = 2**30
@@ -30,6 +31,9 @@ ASSUMED_MATMUL_EFFICIENCY = 0.7  # large bf16 matmuls typically reach 60-80% of 
 ASSUMED_BANDWIDTH_EFFICIENCY = 0.8
 ASSUMED_KERNEL_SECONDS = 5e-6  # eager PyTorch launch + dispatch cost per kernel
 ASSUMED_UTILISATION = 0.4  # the flops rule of thumb's "40% MFU"
+# Every roofline term at face value; launches add their assumed cost (no fitted host/device overlap).
+UNFITTED_ROOFLINE = {**{f: 1.0 for f in RooflineEstimator.feature_names},
+                     "host_bound_seconds": 0.0, "constant_seconds": 0.0}
 
 
 def spec_profile(name: str) -> DeviceProfile:
@@ -44,9 +48,7 @@ def spec_profile(name: str) -> DeviceProfile:
         coefficients={
             "flops": {"flops_at_peak_seconds": 1 / ASSUMED_UTILISATION},
             "memcopy": {"bytes_at_bandwidth_seconds": 1.0, "constant_seconds": 0.0},
-            "roofline": {"matmul_seconds": 1.0, "attention_seconds": 1.0, "memory_bound_seconds": 1.0,
-                         "optimizer_seconds": 1.0, "communication_seconds": 1.0,
-                         "kernel_launch_seconds": 1.0, "constant_seconds": 0.0},
+            "roofline": UNFITTED_ROOFLINE,
         },
         provenance=provenance(
             method="vendor spec sheet; efficiencies and launch cost assumed, not fitted",

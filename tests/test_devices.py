@@ -57,7 +57,7 @@ torch = pytest.importorskip("torch")
 from timelaw.devices.calibrate import CalibrationError, CalibrationPlan, calibrate  # noqa: E402
 from timelaw.reference import time_training_steps  # noqa: E402
 
-TINY_PLAN = CalibrationPlan(matmul_sizes=(32, 128, 512), n_fit=10, step_time_scale=0.25, timed_steps=3,
+TINY_PLAN = CalibrationPlan(matmul_sizes=(32, 128, 512), n_fit=14, step_time_scale=0.25, timed_steps=3,
                             warmup_steps=2, min_seconds=0.005)
 
 

@@ -6,8 +6,11 @@ PyTorch does (one read of each input, one write of each output, one kernel per e
 features the step-time models are calibrated on, so a systematic bias there is absorbed by the fit.
 
 Everything is a numpy expression over a `ShapeBatch`, so `step_ops` prices a million shapes as cheaply as one.
-Work is per device: tensor parallelism splits heads, MLP width and vocabulary; pipeline parallelism splits
-layers; each data-parallel rank runs `grad_accum_steps` micro-batches per optimizer step.
+Work is per device: tensor parallelism splits heads, MLP width and vocabulary (with Megatron's all-reduces);
+pipeline parallelism splits layers, and each op says which stages run it (`Op.stage`: the blocks run on
+every stage, the embeddings on the first, the head and loss on the last), so with several stages the ledger
+lists one stage's blocks plus both ends; each data-parallel rank runs `grad_accum_steps` micro-batches per
+optimizer step, then all-reduces its gradients.
 """
 from __future__ import annotations
 
@@ -45,6 +48,11 @@ class Op:
     gemm: Optional[tuple] = None  # (batch, m, n, k) of a matrix product: (m x k) @ (k x n)
     collective: Optional[str] = None  # "all_reduce" or "p2p" for communication ops
     group_size: int = 1  # ranks taking part in a collective
+    axis: Optional[str] = None  # the parallel dimension a collective serves: "tensor", "pipeline" or "data"
+    # Which pipeline stages run the op: "all" (the blocks, the weight update), "first" (the embeddings) or
+    # "last" (final norm, head, loss). With one stage the first is the last; with several the slowest stage
+    # is the last, and the step's critical path depends on where an op runs (see timing/parallel.py).
+    stage: str = "all"
 
     @property
     def bytes(self) -> np.ndarray:
@@ -70,10 +78,10 @@ def _stream(name, cls, read, written, flops_per_element, elem_bytes, kernels=1.0
     )
 
 
-def _collective(name, kind, message_bytes, group_size, phase="forward") -> Op:
+def _collective(name, kind, message_bytes, group_size, axis, phase="forward") -> Op:
     return Op(
         name, "communication", phase, flops=0.0, bytes_read=message_bytes, bytes_written=0.0, kernels=1.0,
-        collective=kind, group_size=group_size,
+        collective=kind, group_size=group_size, axis=axis,
     )
 
 
@@ -162,12 +170,12 @@ def _layer_forward(s: ShapeBatch, setup: TrainSetup) -> list[Op]:
     ops += _attention_core(s, heads, kv_heads, tokens, elem, setup.attention)
     ops.append(_gemm("attn.out", 1, tokens, d, heads * hd, elem))
     if tp > 1:
-        ops.append(_collective("attn.tp_all_reduce", "all_reduce", tokens * d * elem, tp))
+        ops.append(_collective("attn.tp_all_reduce", "all_reduce", tokens * d * elem, tp, "tensor"))
     ops.append(_stream("attn.residual", "elementwise", 2 * tokens * d, tokens * d, 1.0, elem))
     ops.append(_norm("mlp.norm", s, tokens, elem))
     ops += _mlp(s, ff, tokens, elem)
     if tp > 1:
-        ops.append(_collective("mlp.tp_all_reduce", "all_reduce", tokens * d * elem, tp))
+        ops.append(_collective("mlp.tp_all_reduce", "all_reduce", tokens * d * elem, tp, "tensor"))
     ops.append(_stream("mlp.residual", "elementwise", 2 * tokens * d, tokens * d, 1.0, elem))
     return ops
 
@@ -180,8 +188,8 @@ def _with_backward(forward_ops: list[Op]) -> list[Op]:
     return fwd + explicit + [b for op in fwd if op.name not in has_explicit for b in _backward(op)]
 
 
-def _embedding_and_head(s: ShapeBatch, setup: TrainSetup) -> list[Op]:
-    """Token and position embeddings, final norm, output head and loss, forward and backward."""
+def _embedding(s: ShapeBatch, setup: TrainSetup) -> list[Op]:
+    """Token and position embeddings, forward and backward: the first pipeline stage's extra work."""
     tp, elem = setup.tensor_parallel, setup.bytes_per_element
     tokens, d, vocab = s.micro_batch_size * s.seq_len, s.d_model, s.vocab_size / tp
     fwd = [Op("embed.tokens", "embedding", "forward", flops=0.0,
@@ -189,25 +197,44 @@ def _embedding_and_head(s: ShapeBatch, setup: TrainSetup) -> list[Op]:
     if s.positions == "learned":
         fwd.append(_stream("embed.positions", "elementwise", tokens * d + s.seq_len * d, tokens * d,
                            1.0, elem, kernels=2.0))
-    if tp > 1:
-        fwd.append(_collective("embed.tp_all_reduce", "all_reduce", tokens * d * elem, tp))
-    fwd.append(_norm("final.norm", s, tokens, elem))
-    fwd.append(_gemm("head", 1, tokens, vocab, d, elem))
-    # logits cast to fp32, log-softmax, negative log-likelihood
-    fwd.append(Op("loss.cross_entropy", "loss", "forward", flops=5 * tokens * vocab,
-                  bytes_read=tokens * vocab * (elem + 4), bytes_written=tokens * vocab * 8, kernels=3.0))
-
-    backward = [b for op in fwd if op.name != "embed.tokens" for b in _backward(op)]
+    if tp > 1:  # the vocabulary is split over tensor ranks, so each holds part of every token's embedding
+        fwd.append(_collective("embed.tp_all_reduce", "all_reduce", tokens * d * elem, tp, "tensor"))
+    # the backward of the embedding's all-reduce is the identity (each rank keeps the whole gradient)
+    backward = [b for op in fwd if op.name != "embed.tokens" and op.collective is None for b in _backward(op)]
     # The token-embedding gradient is a scatter-add into a dense fp32 table that starts at zero.
     backward.append(Op("embed.tokens.grad", "embedding", "backward", flops=tokens * d,
                        bytes_read=tokens * (INDEX_BYTES + d * elem), bytes_written=vocab * d * GRAD_BYTES,
                        kernels=2.0))
-    if s.tied_embeddings:  # the head's weight gradient is added to the embedding's
+    return [replace(op, stage="first") for op in fwd + backward]
+
+
+def _head(s: ShapeBatch, setup: TrainSetup) -> list[Op]:
+    """Final norm, output head and loss, forward and backward: the last pipeline stage's extra work."""
+    tp, elem = setup.tensor_parallel, setup.bytes_per_element
+    tokens, d, vocab = s.micro_batch_size * s.seq_len, s.d_model, s.vocab_size / tp
+    fwd = [_norm("final.norm", s, tokens, elem), _gemm("head", 1, tokens, vocab, d, elem),
+           # logits cast to fp32, log-softmax, negative log-likelihood
+           Op("loss.cross_entropy", "loss", "forward", flops=5 * tokens * vocab,
+              bytes_read=tokens * vocab * (elem + 4), bytes_written=tokens * vocab * 8, kernels=3.0)]
+    if tp > 1:  # a vocabulary-parallel loss reduces the max logit, the target logit and the sum of exps
+        fwd.append(_collective("loss.tp_all_reduce", "all_reduce", tokens * 4, tp, "tensor").times(3))
+    backward = [b for op in fwd if op.collective is None for b in _backward(op)]
+    if s.tied_embeddings and setup.pipeline_parallel == 1:  # the head's weight gradient joins the embedding's
         tied_sum = _stream("embed.tied_grad_sum", "elementwise", 2 * vocab * d, vocab * d, 1.0, GRAD_BYTES)
         backward.append(replace(tied_sum, phase="backward"))
     if tp > 1:
-        backward.append(_collective("head.tp_all_reduce", "all_reduce", tokens * d * elem, tp, "backward"))
-    return fwd + backward
+        backward.append(
+            _collective("head.tp_all_reduce", "all_reduce", tokens * d * elem, tp, "tensor", "backward"))
+    return [replace(op, stage="last") for op in fwd + backward]
+
+
+def _tied_embedding_sync(s: ShapeBatch, setup: TrainSetup) -> list[Op]:
+    """With several stages the first and last each hold the tied embedding; Megatron all-reduces its
+    gradient between the two once per step (instead of summing two gradients on one device)."""
+    if not (s.tied_embeddings and setup.pipeline_parallel > 1):
+        return []
+    message = s.vocab_size / setup.tensor_parallel * s.d_model * GRAD_BYTES
+    return [_collective("embed.pipeline_tied_all_reduce", "all_reduce", message, 2, "pipeline", "communication")]
 
 
 def _matmul_weights(s: ShapeBatch, setup: TrainSetup) -> np.ndarray:
@@ -240,7 +267,7 @@ def _weight_ops(s: ShapeBatch, setup: TrainSetup) -> list[Op]:
                       bytes_read=12 * params, bytes_written=8 * params, kernels=3 * tensors))
     if setup.data_parallel > 1:
         ops.append(_collective("grads.dp_all_reduce", "all_reduce", GRAD_BYTES * params,
-                               setup.data_parallel, "communication"))
+                               setup.data_parallel, "data", "communication"))
     return ops
 
 
@@ -263,12 +290,12 @@ def step_ops(s: ShapeBatch, setup: TrainSetup) -> list[Op]:
     ops = [op.times(layers * micro) for op in _with_backward(layer_fwd)]
     if setup.activation_checkpointing == "full":
         ops += [replace(op, phase="recompute").times(layers * micro) for op in _recomputed(layer_fwd)]
-    ops += [op.times(micro) for op in _embedding_and_head(s, setup)]
+    ops += [op.times(micro) for op in _embedding(s, setup) + _head(s, setup)]
     if setup.pipeline_parallel > 1:  # activations in and out of the stage, forward and backward
         message = s.micro_batch_size * s.seq_len * s.d_model * setup.bytes_per_element
-        p2p = _collective("pipeline.p2p", "p2p", message, 2)
+        p2p = _collective("pipeline.p2p", "p2p", message, 2, "pipeline")
         ops += [p2p.times(2 * micro), replace(p2p, phase="backward").times(2 * micro)]
-    return ops + _weight_ops(s, setup)
+    return ops + _tied_embedding_sync(s, setup) + _weight_ops(s, setup)
 
 
 def _as_number(value):

@@ -141,7 +141,7 @@ class CalibrationPlan:
 
 PLANS = {
     ("cpu", False): CalibrationPlan((32, 128, 512, 2048), 24, 1.0, 5, 2, 0.05),
-    ("cpu", True): CalibrationPlan((32, 128, 512), 10, 0.3, 3, 2, 0.01),
+    ("cpu", True): CalibrationPlan((32, 128, 512), 16, 0.3, 3, 2, 0.01),
     ("gpu", False): CalibrationPlan((64, 256, 1024, 4096, 16384), 30, 1.0, 10, 3, 0.05),
     ("gpu", True): CalibrationPlan((128, 512, 2048, 8192), 12, 0.4, 5, 2, 0.02),
 }

@@ -16,13 +16,31 @@ from timelaw.config import TrainSetup, TransformerConfig
 from timelaw.provenance import provenance
 from timelaw.shapes import ShapeBatch
 
-__all__ = ["StepTimeEstimator", "Measurement", "as_shapes"]
+__all__ = ["StepTimeEstimator", "Measurement", "as_shapes", "measured_seconds", "nnls_relative"]
 
 Measurement = tuple  # (TransformerConfig, TrainSetup, seconds per step)
 
 
 def as_shapes(cfg: TransformerConfig | ShapeBatch, setup: TrainSetup) -> ShapeBatch:
     return cfg if isinstance(cfg, ShapeBatch) else ShapeBatch.from_config(cfg, setup)
+
+
+def measured_seconds(measurements: Sequence[Measurement]) -> np.ndarray:
+    """The seconds column of (cfg, setup, seconds) measurements, checked."""
+    seconds = np.array([float(s) for _, _, s in measurements])
+    if np.any(~np.isfinite(seconds)) or np.any(seconds <= 0):
+        raise ValueError("measured seconds must be positive and finite")
+    return seconds
+
+
+def nnls_relative(X: np.ndarray, seconds: np.ndarray) -> tuple[np.ndarray, float]:
+    """Non-negative coefficients minimising the squared relative error of X @ coef against seconds;
+    returns (coef, that residual norm)."""
+    # Columns are scaled to a common size first: they span many orders of magnitude (seconds vs constant).
+    scale = np.max(np.abs(X), axis=0)
+    scale[scale == 0] = 1.0
+    coef, residual = nnls(X / scale / seconds[:, None], np.ones_like(seconds))
+    return coef / scale, float(residual)
 
 
 class StepTimeEstimator:
@@ -41,10 +59,8 @@ class StepTimeEstimator:
         raise NotImplementedError
 
     def _feature_rows(self, measurements: Sequence[Measurement]) -> tuple[np.ndarray, np.ndarray]:
+        seconds = measured_seconds(measurements)
         rows = [self.features(cfg, setup) for cfg, setup, _ in measurements]
-        seconds = np.array([float(s) for _, _, s in measurements])
-        if np.any(~np.isfinite(seconds)) or np.any(seconds <= 0):
-            raise ValueError("measured seconds must be positive and finite")
         return np.array(rows, dtype=np.float64), seconds
 
     def fit(self, measurements: Iterable[Measurement]) -> "StepTimeEstimator":
@@ -54,7 +70,7 @@ class StepTimeEstimator:
             raise ValueError(f"{self.name} needs at least {len(self.feature_names)} measurements to fit, "
                              f"got {len(measurements)}")
         X, seconds = self._feature_rows(measurements)
-        self.coef_, _ = nnls(X / seconds[:, None], np.ones_like(seconds))
+        self.coef_, _ = nnls_relative(X, seconds)
         self.residuals_ = self.predict_features(X) / seconds - 1.0
         self.provenance_ = provenance(
             method=f"{self.name}: non-negative least squares on relative error",
@@ -62,7 +78,9 @@ class StepTimeEstimator:
         return self
 
     def predict_features(self, X: np.ndarray) -> np.ndarray:
-        return X @ self.coef_
+        # An elementwise sum, not X @ coef_: a BLAS product can round a row of a large batch differently
+        # from the same row alone, and the planner promises identical answers for both.
+        return np.sum(X * self.coef_, axis=-1)
 
     def predict(self, cfg: TransformerConfig | ShapeBatch, setup: TrainSetup) -> np.ndarray:
         """Seconds per optimizer step (an array for a ShapeBatch, a 0-d array for one config)."""

@@ -1,9 +1,14 @@
-"""Costs that only exist with several devices: collectives and the pipeline bubble.
+"""Costs that only exist with several devices: collectives and the pipeline's critical path.
 
 All-reduce time comes from the profile's measured table (bytes -> seconds per group size) when it has one,
 else from a ring model: 2 (g - 1) / g x bytes / link bandwidth + 2 (g - 1) x latency. Point-to-point sends
-cost bytes / bandwidth + latency. With a 1F1B pipeline of p stages and m micro-batches, each stage is busy
-for m of the m + p - 1 slots, so per-micro-batch work takes (m + p - 1) / m times longer.
+cost bytes / bandwidth + latency.
+
+A 1F1B pipeline of p stages running m micro-batches takes about (m - 1) x (slowest stage) + (sum of all
+stages) per step (Narayanan et al. 2021). The blocks are split evenly, the first stage also runs the
+embeddings and the last the head and loss, so the last stage is the slowest and the step takes
+(m + p - 1) x (one stage's blocks) + m x (head and loss) + 1 x (embeddings). `critical_path_factor` gives
+each op the factor that turns its per-step total into its share of that critical path.
 """
 from __future__ import annotations
 
@@ -12,7 +17,9 @@ import numpy as np
 from timelaw.devices.profile import DeviceProfile
 from timelaw.ledger import Op
 
-__all__ = ["collective_seconds", "pipeline_factor"]
+__all__ = ["collective_seconds", "ring_all_reduce_seconds", "pipeline_factor", "critical_path_factor"]
+
+MICRO_BATCH_PHASES = ("forward", "backward", "recompute")  # repeated for each micro-batch
 
 
 def collective_seconds(op: Op, profile: DeviceProfile) -> np.ndarray:
@@ -21,11 +28,17 @@ def collective_seconds(op: Op, profile: DeviceProfile) -> np.ndarray:
     if op.collective == "all_reduce":
         if profile.allreduce is not None and g in profile.allreduce.by_group_size:
             return profile.allreduce.seconds(g, message)
-        bandwidth = _link_bandwidth(profile)
-        return 2 * (g - 1) / g * message / bandwidth + 2 * (g - 1) * profile.interconnect_latency_seconds
+        latency = profile.interconnect_latency_seconds
+        return ring_all_reduce_seconds(message, g, _link_bandwidth(profile), latency)
     if op.collective == "p2p":
         return message / _link_bandwidth(profile) + profile.interconnect_latency_seconds
     raise ValueError(f"unknown collective {op.collective!r} in op {op.name}")
+
+
+def ring_all_reduce_seconds(message_bytes, group_size: int, bandwidth: float, latency_seconds: float):
+    """A ring all-reduce: each rank sends and receives 2 (g - 1) / g of the message in 2 (g - 1) steps."""
+    g, message = group_size, np.asarray(message_bytes, dtype=np.float64)
+    return 2 * (g - 1) / g * message / bandwidth + 2 * (g - 1) * latency_seconds
 
 
 def _link_bandwidth(profile: DeviceProfile) -> float:
@@ -36,6 +49,24 @@ def _link_bandwidth(profile: DeviceProfile) -> float:
 
 
 def pipeline_factor(pipeline_parallel: int, micro_batches) -> np.ndarray:
-    """How much longer per-micro-batch work takes on a 1F1B pipeline: (m + p - 1) / m."""
+    """How much longer each stage's per-micro-batch work takes on a 1F1B pipeline: (m + p - 1) / m."""
     m = np.asarray(micro_batches, dtype=np.float64)
     return (m + pipeline_parallel - 1) / m
+
+
+def critical_path_factor(op: Op, pipeline_parallel: int, micro_batches) -> np.ndarray:
+    """The factor from an op's per-step total (count x cost) to its time on the step's critical path.
+
+    Per-step ops (optimizer, gradient all-reduce) run once: 1. Per-micro-batch ops of the blocks wait for
+    the pipeline to fill and drain: (m + p - 1) / m. The head and loss run on the slowest (last) stage, so
+    every micro-batch of them is on the path: 1. The embeddings of the first stage are on it only while the
+    pipeline fills, once per step: 1 / m (1 when there is one stage, which is then also the last).
+    """
+    m = np.asarray(micro_batches, dtype=np.float64)
+    if op.phase not in MICRO_BATCH_PHASES:
+        return np.ones_like(m)
+    if op.stage == "all":
+        return pipeline_factor(pipeline_parallel, m)
+    if op.stage == "first" and pipeline_parallel > 1:
+        return 1.0 / m
+    return np.ones_like(m)

@@ -1,28 +1,46 @@
 """Per-operation roofline: max(compute time, memory time) with efficiencies measured on the device.
 
 For each op of the ledger, compute time uses the achieved matmul rate for its shape (interpolated from the
-profile's sweep) and memory time the achieved bandwidth of its class; kernel launches add a fixed cost each.
-The per-class sums are then combined by a non-negative linear fit to real steps, which absorbs what the
-roofline cannot see: overlap, fusion and framework overhead.
+profile's sweep) and memory time the achieved bandwidth of its class; collectives use the profile's
+all-reduce table or link model. Each op's total is weighted by its share of the step's critical path (the
+pipeline's fill and drain, see `timing/parallel.py`). The per-class sums are then combined by a non-negative
+linear fit to real steps, which absorbs what the roofline cannot see: overlap, fusion, framework overhead.
+
+Two host-side terms: `kernel_launch_seconds` counts every kernel launch at the profile's launch cost, as
+time added to the device's (a CPU, where the thread that launches also computes). On an accelerator the host
+queues kernels ahead of the device, so a micro-batch costs max(device time, host time): `host_bound_seconds`
+is the host time the device cannot hide, max(0, kernels x host cost per kernel - device roofline time).
+The host cost per kernel belongs to the framework more than to the device (a few microseconds for eager
+PyTorch, tens for Megatron with its hooks and recomputation), so `fit` chooses it on the fitting data.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from timelaw.ledger import Op, ledger
-from timelaw.timing.base import StepTimeEstimator, as_shapes
-from timelaw.timing.parallel import collective_seconds, pipeline_factor
+from timelaw.timing.base import StepTimeEstimator, as_shapes, measured_seconds, nnls_relative
+from timelaw.timing.parallel import MICRO_BATCH_PHASES, collective_seconds, critical_path_factor
 
-__all__ = ["RooflineEstimator", "op_seconds", "GROUP_OF_CLASS"]
+__all__ = ["RooflineEstimator", "op_seconds", "op_group", "GROUP_OF_CLASS", "GROUPS", "HOST_SECONDS_GRID"]
 
 # Feature groups: one fitted coefficient each. Memory-bound classes share one: they run the same kind of
-# kernel and a small calibration set cannot separate them.
+# kernel and a small calibration set cannot separate them. Collectives are grouped by the parallel axis they
+# serve: tensor-parallel all-reduces sit between a layer's kernels, pipeline sends synchronise the stages,
+# gradient all-reduces run once per step, and each departs from its bandwidth model in its own way.
 GROUP_OF_CLASS = {
-    "matmul": "matmul", "attention": "attention", "optimizer": "optimizer", "communication": "communication",
+    "matmul": "matmul", "attention": "attention", "optimizer": "optimizer",
     "elementwise": "memory_bound", "norm": "memory_bound", "softmax": "memory_bound",
     "embedding": "memory_bound", "loss": "memory_bound",
 }
-GROUPS = ("matmul", "attention", "memory_bound", "optimizer", "communication")
+GROUPS = ("matmul", "attention", "memory_bound", "optimizer", "tensor_parallel", "pipeline_parallel",
+          "data_parallel")
+# Candidate host costs per kernel that `fit` chooses from: 1 us to 1 ms, four per octave.
+HOST_SECONDS_GRID = np.geomspace(1e-6, 1e-3, 41)
+
+
+def op_group(op: Op) -> str:
+    """The feature group of an op: its class, or for a collective the parallel axis it serves."""
+    return f"{op.axis}_parallel" if op.cls == "communication" else GROUP_OF_CLASS[op.cls]
 
 
 def op_seconds(op: Op, profile, precision: str) -> np.ndarray:
@@ -41,36 +59,83 @@ def op_seconds(op: Op, profile, precision: str) -> np.ndarray:
 
 class RooflineEstimator(StepTimeEstimator):
     name = "roofline"
-    feature_names = tuple(f"{g}_seconds" for g in GROUPS) + ("kernel_launch_seconds", "constant_seconds")
+    feature_names = tuple(f"{g}_seconds" for g in GROUPS) + (
+        "kernel_launch_seconds", "host_bound_seconds", "constant_seconds")
+
+    def __init__(self, profile, coefficients: dict[str, float] | None = None):
+        super().__init__(profile, coefficients)
+        # Until fitted (or given with the coefficients), the host is assumed as fast as the launch benchmark.
+        self.host_seconds_per_kernel = (coefficients or {}).get("host_seconds_per_kernel", profile.kernel_seconds)
+
+    @property
+    def overlaps_host(self) -> bool:
+        """Whether the host queues kernels ahead of the device (every device but a CPU)."""
+        return self.profile.device_type != "cpu"
 
     def op_times(self, cfg, setup) -> list[tuple[Op, np.ndarray, np.ndarray]]:
-        """(op, roofline seconds per step, pipeline stretch) for every op, before the fit's coefficients."""
+        """(op, roofline seconds on the step's critical path, critical-path factor) for every op."""
         shapes = as_shapes(cfg, setup)
-        bubble = pipeline_factor(setup.pipeline_parallel, shapes.grad_accum_steps)
         times = []
         for op in ledger(shapes, setup).ops:
-            stretch = bubble if op.phase in ("forward", "backward", "recompute") else 1.0
-            times.append((op, op_seconds(op, self.profile, setup.precision) * op.count * stretch, stretch))
+            factor = critical_path_factor(op, setup.pipeline_parallel, shapes.grad_accum_steps)
+            times.append((op, op_seconds(op, self.profile, setup.precision) * op.count * factor, factor))
         return times
 
-    def features(self, cfg, setup):
+    def _parts(self, cfg, setup) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Features before the host term: (group seconds and launch seconds, (..., 8)), and the micro-batch
+        ops' device seconds and kernel count, from which the host term follows for any host cost."""
         columns = {g: 0.0 for g in GROUPS}
-        launches = 0.0
-        for op, seconds, stretch in self.op_times(cfg, setup):
-            columns[GROUP_OF_CLASS[op.cls]] = columns[GROUP_OF_CLASS[op.cls]] + seconds
-            launches = launches + op.kernels * op.count * stretch
+        launches = device = kernels = 0.0
+        for op, seconds, factor in self.op_times(cfg, setup):
+            columns[op_group(op)] = columns[op_group(op)] + seconds
+            launched = op.kernels * op.count * factor
+            launches = launches + launched
+            if op.phase in MICRO_BATCH_PHASES:
+                device, kernels = device + seconds, kernels + launched
         launch_seconds = np.asarray(launches) * self.profile.kernel_seconds
         stacked = np.broadcast_arrays(*(np.asarray(columns[g], dtype=np.float64) for g in GROUPS), launch_seconds)
-        return np.stack([*stacked, np.ones_like(stacked[0])], axis=-1)
+        return np.stack(stacked, axis=-1), np.asarray(device), np.asarray(kernels)
+
+    def _assemble(self, parts, host_seconds_per_kernel: float) -> np.ndarray:
+        base, device, kernels = parts
+        if self.overlaps_host:
+            host_bound = np.maximum(0.0, kernels * host_seconds_per_kernel - device)
+        else:
+            host_bound = np.zeros_like(device)
+        host_bound = np.broadcast_to(host_bound, base.shape[:-1])
+        return np.concatenate([base, host_bound[..., None], np.ones_like(host_bound)[..., None]], axis=-1)
+
+    def features(self, cfg, setup):
+        return self._assemble(self._parts(cfg, setup), self.host_seconds_per_kernel)
+
+    def fit(self, measurements) -> "RooflineEstimator":
+        """Choose the host cost per kernel that fits best (when the host overlaps the device), then NNLS."""
+        measurements = list(measurements)
+        if self.overlaps_host and len(measurements) >= len(self.feature_names):
+            seconds = measured_seconds(measurements)
+            parts = [self._parts(cfg, setup) for cfg, setup, _ in measurements]
+
+            def misfit(host_seconds):
+                X = np.array([self._assemble(p, host_seconds) for p in parts])
+                return nnls_relative(X, seconds)[1]
+
+            self.host_seconds_per_kernel = float(min(HOST_SECONDS_GRID, key=misfit))
+        return super().fit(measurements)
+
+    @property
+    def coefficients(self) -> dict[str, float]:
+        return {**super().coefficients, "host_seconds_per_kernel": float(self.host_seconds_per_kernel)}
 
     def breakdown(self, cfg, setup) -> dict[str, float]:
-        """Predicted seconds per op class for one config: where the step time goes."""
+        """Predicted seconds per op class (collectives per parallel axis) for one config, plus launches, the
+        host-bound time and the constant: where the step time goes. The values sum to the prediction."""
         scale = dict(zip(self.feature_names, self.coef_))
         out: dict[str, float] = {}
         for op, seconds, _ in self.op_times(cfg, setup):
-            group = f"{GROUP_OF_CLASS[op.cls]}_seconds"
-            out[op.cls] = out.get(op.cls, 0.0) + float(np.sum(seconds)) * scale[group]
-        launches = self.features(cfg, setup)[..., -2]
-        out["kernel_launches"] = float(np.sum(launches)) * scale["kernel_launch_seconds"]
+            name = op_group(op) if op.cls == "communication" else op.cls
+            out[name] = out.get(name, 0.0) + float(np.sum(seconds)) * scale[f"{op_group(op)}_seconds"]
+        features = self.features(cfg, setup)
+        out["kernel_launches"] = float(np.sum(features[..., -3])) * scale["kernel_launch_seconds"]
+        out["host_bound"] = float(np.sum(features[..., -2])) * scale["host_bound_seconds"]
         out["constant"] = scale["constant_seconds"]
         return out
