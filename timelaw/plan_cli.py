@@ -149,31 +149,29 @@ def run_predict(args: argparse.Namespace) -> int:
     return _run("predict", body, args)
 
 
-def run_optimize(args: argparse.Namespace) -> int:
+def _search_command(name: str, search, plot, args: argparse.Namespace) -> int:
+    """optimize and frontier: run the search, print it, and plot it when asked."""
     def body(args):
-        from timelaw.plan import optimize
-
-        plan = optimize(**_budget(args), setup=_setup(args), top=args.top, **_options(args), **_space(args))
-        _emit(args, plan)
+        result = search(**_budget(args), setup=_setup(args), **_options(args), **_space(args))
+        _emit(args, result)
         if args.plot:
-            from timelaw.plot import plot_plan
-
-            plot_plan(plan, args.plot)
+            plot(result, args.plot)
             print(f"wrote {args.plot}", file=sys.stderr)
         return 0
-    return _run("optimize", body, args)
+    return _run(name, body, args)
+
+
+def run_optimize(args: argparse.Namespace) -> int:
+    from functools import partial
+
+    from timelaw.plan import optimize
+    from timelaw.plot import plot_plan
+
+    return _search_command("optimize", partial(optimize, top=args.top), plot_plan, args)
 
 
 def run_frontier(args: argparse.Namespace) -> int:
-    def body(args):
-        from timelaw.plan import frontier
+    from timelaw.plan import frontier
+    from timelaw.plot import plot_frontier
 
-        front = frontier(**_budget(args), setup=_setup(args), **_options(args), **_space(args))
-        _emit(args, front)
-        if args.plot:
-            from timelaw.plot import plot_frontier
-
-            plot_frontier(front, args.plot)
-            print(f"wrote {args.plot}", file=sys.stderr)
-        return 0
-    return _run("frontier", body, args)
+    return _search_command("frontier", frontier, plot_frontier, args)
