@@ -16,6 +16,16 @@ from timelaw.devices import DeviceProfile, list_profiles, load_profile, save_pro
 from timelaw.timing import fit_time_model, predict_step_time
 
 
+def pilot(*args, **kwargs):
+    """Train small models for wall-clock budgets on your data and append them to a runs table (needs torch).
+
+    See timelaw.training.pilot for the arguments; `timelaw pilot --help` for the command line.
+    """
+    from timelaw.training.run import pilot as _pilot
+
+    return _pilot(*args, **kwargs)
+
+
 def calibrate(device: str = "cpu", quick: bool = False, out=None, **kwargs) -> DeviceProfile:
     """Measure `device` (cpu, cuda, mps) and return its DeviceProfile, also saved to the cache directory.
 
@@ -32,15 +42,15 @@ from timelaw.plan import (
     Frontier, Plan, Prediction, SearchSpace, frontier, optimize, predict_loss, wider_vs_deeper,
 )
 
-# Subpackages imported on first use: `reference` needs torch, `theory` is not needed to import timelaw.
-_LAZY_SUBMODULES = ("reference", "theory")
+# Subpackages imported on first use: `reference` needs torch, the others are not needed to import timelaw.
+_LAZY_SUBMODULES = ("reference", "theory", "training")
 
 __all__ = [
     "__version__",
     "TransformerConfig", "TrainSetup", "ShapeBatch",
     "count_params", "ParamCount", "ledger", "Ledger",
     "DeviceProfile", "load_profile", "save_profile", "list_profiles", "predict_step_time", "fit_time_model",
-    "calibrate",
+    "calibrate", "pilot",
     "laws", "fit_loss_law", "load_law", "DegenerateFitWarning",
     "predict_loss", "optimize", "frontier", "wider_vs_deeper", "Prediction", "Plan", "Frontier", "SearchSpace",
     *_LAZY_SUBMODULES,

@@ -12,9 +12,10 @@ def _registrars():
     from timelaw import plan_cli
     from timelaw.devices import cli as devices_cli
     from timelaw.laws import cli as laws_cli
+    from timelaw.training import cli as pilot_cli
     from timelaw.theory import cli as theory_cli
 
-    return [plan_cli.register, devices_cli.register, laws_cli.register, theory_cli.register]
+    return [plan_cli.register, devices_cli.register, laws_cli.register, theory_cli.register, pilot_cli.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

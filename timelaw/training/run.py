@@ -1,0 +1,96 @@
+"""pilot(): train a grid of shapes for wall-clock budgets on the user's text and append each run to a table.
+
+    rows = pilot("my_text/", "2m", sizes=["64x2", "128x4", "256x4"], out="runs.csv")
+    law = timelaw.fit_loss_law("runs.csv")                                    # N, D, loss (U for data_constrained)
+    model = timelaw.fit_time_model(time_measurements("runs.csv"), method="memcopy")
+
+A run already in the table (same shape, setup, budget, seed, data and options) is not repeated, so an
+interrupted pilot picks up where it stopped; Ctrl-C loses only the run in progress.
+"""
+from __future__ import annotations
+
+import re
+from typing import Iterable, Optional, Sequence
+
+from timelaw.config import TrainSetup, TransformerConfig
+from timelaw.training.budget import parse_budget
+from timelaw.training.data import Corpus, load_corpus
+from timelaw.training.progress import Progress
+from timelaw.training.table import append_curve, append_row, finished_run_ids, read_rows, run_id, run_row
+from timelaw.training.trainer import TrainOptions, train_for_budget
+
+__all__ = ["pilot", "size_config", "DEFAULT_SIZES"]
+
+DEFAULT_SIZES = ("64x2", "96x3", "128x4", "192x4")
+_SIZE = re.compile(r"^(\d+)x(\d+)(?:x(\d+))?$")
+HEAD_DIM = 32  # default head width for sizes given as WIDTHxDEPTH
+
+
+def _default_heads(d_model: int) -> int:
+    """The most heads of at least HEAD_DIM channels that divide d_model (1 for narrow models)."""
+    return next(h for h in range(max(1, d_model // HEAD_DIM), 0, -1) if d_model % h == 0)
+
+
+def size_config(size, vocab_size: int, seq_len: int) -> TransformerConfig:
+    """A TransformerConfig from 'WIDTHxDEPTH[xHEADS]' (e.g. '128x4'), a dict of fields, or a config, with the
+    corpus's vocabulary and the pilot's context length."""
+    if isinstance(size, TransformerConfig):
+        fields = size.model_dump()
+    elif isinstance(size, dict):
+        fields = dict(size)
+    else:
+        match = _SIZE.match(str(size).strip().lower())
+        if not match:
+            raise ValueError(f"size must be WIDTHxDEPTH or WIDTHxDEPTHxHEADS (e.g. 128x4, 128x4x4); got {size!r}")
+        d_model, n_layers = int(match[1]), int(match[2])
+        fields = dict(d_model=d_model, n_layers=n_layers, n_heads=int(match[3] or _default_heads(d_model)))
+    return TransformerConfig(**{**fields, "vocab_size": vocab_size, "seq_len": seq_len})
+
+
+def _as_list(value) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _set_threads(threads: Optional[int]) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def pilot(data, budget_seconds, sizes: Sequence = DEFAULT_SIZES, *, out="runs.csv", seeds: Iterable[int] = (0,),
+          seq_len: int = 128, micro_batch_size: int = 16, precision: str = "fp32", tokenizer: str = "byte",
+          bpe_vocab_size: int = 4096, heldout_fraction: float = 0.05, max_train_tokens: Optional[int] = None,
+          pattern: str = "*", options: TrainOptions = TrainOptions(), threads: Optional[int] = None,
+          device: str = "cpu", progress: Optional[bool] = None) -> list[dict]:
+    """Train every size for every budget (and seed) on `data`; return the rows of the grid's runs.
+
+    data: a text file, a folder (files matching `pattern`), or a Corpus from load_corpus.
+    budget_seconds: one budget or a list, each seconds or text like '30s', '2m', '1h'; it counts training
+    steps only. sizes: 'WIDTHxDEPTH[xHEADS]' strings, dicts of TransformerConfig fields, or configs.
+    Finished runs found in `out` (.csv or .jsonl) are returned without training them again.
+    """
+    corpus = data if isinstance(data, Corpus) else load_corpus(
+        data, tokenizer, bpe_vocab_size=bpe_vocab_size, heldout_fraction=heldout_fraction,
+        max_train_tokens=max_train_tokens, pattern=pattern)
+    budgets = sorted(parse_budget(b) for b in _as_list(budget_seconds))
+    configs = [size_config(s, corpus.vocab_size, seq_len) for s in _as_list(sizes)]
+    setup = TrainSetup(micro_batch_size=micro_batch_size, precision=precision)
+    grid = [(b, c, s) for b in budgets for c in configs for s in _as_list(seeds)]  # short budgets first
+    _set_threads(threads)
+
+    done = finished_run_ids(out)
+    bar = Progress(len(grid), enabled=progress)
+    rows = []
+    for budget, cfg, seed in grid:
+        key = run_id(cfg, setup, budget, seed, corpus.fingerprint, options)
+        if key not in done:
+            bar.start(f"{cfg.d_model}x{cfg.n_layers} {budget:g}s seed {seed}")
+            result = train_for_budget(cfg, setup, corpus, budget, seed, options, device, on_step=bar.update)
+            append_curve(out, key, result.curve)  # the curve first: a row in the table means a complete run
+            append_row(out, run_row(result, key, corpus))
+            bar.done(f"{cfg.d_model}x{cfg.n_layers} {budget:g}s: held-out loss {result.loss:.4f} "
+                     f"after {result.tokens:,} tokens ({result.steps} steps)")
+        rows.append(key)
+    by_id = {row["run_id"]: row for row in read_rows(out)}
+    return [by_id[key] for key in rows]
