@@ -150,11 +150,11 @@ def _exponent_dict(exponent) -> dict:
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in exponent.to_dict().items()}
 
 
-def step_time_report(fit_rows, target_rows) -> dict:
+def step_time_report(fit_rows, target_rows, profile=None) -> dict:
     """Each step-time model fitted on the shorter budgets, scored on the longest budget's measured steps."""
     report = {}
     for method in TIME_METHODS:
-        model = fit_time_model(time_measurements(fit_rows), method=method)
+        model = fit_time_model(time_measurements(fit_rows), method=method, profile=profile)
         errors = [float(model.predict(c, s)) / t - 1 for c, s, t in time_measurements(target_rows)]
         report[method] = {"mape_percent": float(np.mean(np.abs(errors)) * 100),
                           "fit_residuals_percent": [float(r) * 100 for r in model.residuals_],
@@ -162,13 +162,14 @@ def step_time_report(fit_rows, target_rows) -> dict:
     return report
 
 
-def fit_models(rows: list, form: str, method: str, seed: int = 0):
+def fit_models(rows: list, form: str, method: str, seed: int = 0, profile=None):
     """(loss law, step-time model, fit warnings) fitted on `rows`."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         law = fit_loss_law({k: [r[k] for r in rows] for k in ("N", "D", "loss", "U")}, form=form,
                            n_bootstrap=100, seed=seed)
-    return law, fit_time_model(time_measurements(rows), method=method), [str(w.message) for w in caught]
+    step_model = fit_time_model(time_measurements(rows), method=method, profile=profile)
+    return law, step_model, [str(w.message) for w in caught]
 
 
 def describe_fit(law, step_model, rows, caught) -> dict:
@@ -237,16 +238,16 @@ def n_star_exponents(law, step_model, rows: list, family) -> dict:
     }
 
 
-def analyse_setting(rows: list, form: str, method: str, family) -> dict:
+def analyse_setting(rows: list, form: str, method: str, family, profile=None) -> dict:
     """Fit on the shorter budgets, predict the longest; the N*(t) exponent from all runs."""
     longest = max(r["budget_seconds"] for r in rows)
     fit_rows = [r for r in rows if r["budget_seconds"] < longest]
     target = sorted((r for r in rows if r["budget_seconds"] == longest), key=lambda r: r["N"])
-    law, step_model, caught = fit_models(fit_rows, form, method)
+    law, step_model, caught = fit_models(fit_rows, form, method, profile=profile)
     result = {**describe_fit(law, step_model, fit_rows, caught), "longest_budget_seconds": float(longest),
               "unique_tokens": float(target[0]["U"]), **predict_longest(law, step_model, target)}
-    result["time_model"]["all_methods_at_longest_budget"] = step_time_report(fit_rows, target)
-    all_law, all_step_model, all_caught = fit_models(rows, form, method)
+    result["time_model"]["all_methods_at_longest_budget"] = step_time_report(fit_rows, target, profile)
+    all_law, all_step_model, all_caught = fit_models(rows, form, method, profile=profile)
     result["n_star_exponent"] = n_star_exponents(all_law, all_step_model, rows, family)
     result["fit_on_all_runs"] = describe_fit(all_law, all_step_model, rows, all_caught)
     result.update(_law=law, _step_model=step_model, _setup=time_measurements(target[:1])[0][1])
@@ -316,12 +317,13 @@ def _load_summary(rows) -> dict:
     return {"min": float(loads.min()), "mean": float(loads.mean()), "max": float(loads.max())}
 
 
-def analyse(out_dir: Path, method: str, sizes, extra: dict) -> dict:
+def analyse(out_dir: Path, method: str, sizes, extra: dict, profile=None) -> dict:
     family = shape_family(sizes)
     tables = {s: read_rows(out_dir / f"{s}.csv") for s in SETTINGS if (out_dir / f"{s}.csv").exists()}
-    results = {s: analyse_setting(rows, LAW_OF_SETTING[s], method, family) for s, rows in tables.items()}
+    results = {s: analyse_setting(rows, LAW_OF_SETTING[s], method, family, profile)
+               for s, rows in tables.items()}
     if "finite" in tables:  # what ignoring repetition would have predicted
-        plain = analyse_setting(tables["finite"], "chinchilla", method, family)
+        plain = analyse_setting(tables["finite"], "chinchilla", method, family, profile)
         results["finite"]["chinchilla_ignoring_repetition"] = {
             "mae_percent": plain["mae_percent"], "optimum": plain["optimum"]}
     plot(results, tables, family, out_dir / "wallclock.png")
@@ -360,6 +362,9 @@ def main(argv=None) -> int:
     parser.add_argument("--method", choices=TIME_METHODS, default="memcopy",
                         help="step-time model used for the predictions (default: memcopy, which needs no "
                              "calibrated profile: time = a x bytes moved + b)")
+    parser.add_argument("--profile", default=None,
+                        help="device profile whose constants (matmul sweep, bandwidths) the step-time models "
+                             "are fitted with, e.g. cpu-2core-x86_64-1thread (default: timelaw's default)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--analyse-only", action="store_true", help="skip training; analyse the tables")
     args = parser.parse_args(argv)
@@ -374,7 +379,8 @@ def main(argv=None) -> int:
     if not args.analyse_only:
         train_all(args.out, args.budgets, args.sizes, args.workers)
         extra["training_wall_seconds"] = time.time() - start
-    report = analyse(args.out, args.method, args.sizes, extra)
+    extra["profile"] = args.profile
+    report = analyse(args.out, args.method, args.sizes, extra, args.profile)
     print(summary(report))
     return 0
 
