@@ -21,7 +21,7 @@ import numpy as np
 
 from timelaw.config import TrainSetup, TransformerConfig
 from timelaw.memory import MemoryFootprint, memory_footprint
-from timelaw.params import local_params, n_param_tensors, param_counts
+from timelaw.params import local_params, n_param_tensors, norm_params, param_counts
 from timelaw.shapes import ShapeBatch
 
 __all__ = ["OP_CLASSES", "Op", "Ledger", "ledger", "step_ops"]
@@ -239,7 +239,7 @@ def _tied_embedding_sync(s: ShapeBatch, setup: TrainSetup) -> list[Op]:
 
 def _matmul_weights(s: ShapeBatch, setup: TrainSetup) -> np.ndarray:
     non_embedding, embedding = param_counts(s)
-    norms = (2 * s.n_layers + 1) * s.d_model * (2 if s.norm == "layernorm" and s.bias else 1)
+    norms = (2 * s.n_layers + 1) * norm_params(s)  # two per block and the final one
     return ((non_embedding - norms) / setup.pipeline_parallel + embedding) / setup.tensor_parallel
 
 

@@ -12,7 +12,7 @@ import numpy as np
 from timelaw.config import TransformerConfig
 from timelaw.shapes import ShapeBatch
 
-__all__ = ["ParamCount", "count_params", "param_counts", "layer_params", "local_params", "n_param_tensors"]
+__all__ = ["ParamCount", "count_params", "param_counts", "layer_params", "local_params", "norm_params", "n_param_tensors"]
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,8 @@ class ParamCount:
     embedding: int
 
 
-def _norm_params(s: ShapeBatch) -> np.ndarray:
+def norm_params(s: ShapeBatch) -> np.ndarray:
+    """Parameters of one norm layer."""
     per_vector = 2 if (s.norm == "layernorm" and s.bias) else 1  # weight, and a bias for biased LayerNorm
     return per_vector * s.d_model
 
@@ -41,7 +42,7 @@ def mlp_params(s: ShapeBatch) -> np.ndarray:
 
 def layer_params(s: ShapeBatch) -> np.ndarray:
     """Parameters of one transformer block."""
-    return attention_params(s) + mlp_params(s) + 2 * _norm_params(s)
+    return attention_params(s) + mlp_params(s) + 2 * norm_params(s)
 
 
 def embedding_params(s: ShapeBatch) -> np.ndarray:
@@ -53,7 +54,7 @@ def embedding_params(s: ShapeBatch) -> np.ndarray:
 
 def param_counts(s: ShapeBatch) -> tuple[np.ndarray, np.ndarray]:
     """(non_embedding, embedding) parameter counts as arrays."""
-    non_embedding = s.n_layers * layer_params(s) + _norm_params(s)  # + the final norm
+    non_embedding = s.n_layers * layer_params(s) + norm_params(s)  # + the final norm
     return non_embedding, embedding_params(s)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from timelaw.devices.profile import DeviceProfile
 
 __all__ = ["cache_dir", "shipped_dir", "save_profile", "load_profile", "list_profiles", "default_profile",
-           "DEFAULT_SHIPPED_PROFILE"]
+           "resolve_profile", "DEFAULT_SHIPPED_PROFILE"]
 
 # Used when this machine has not been calibrated. It is a spec sheet: every prediction made with it says so.
 DEFAULT_SHIPPED_PROFILE = "a100-sxm-80gb"
@@ -72,3 +72,10 @@ def default_profile() -> DeviceProfile:
     if measured:
         return DeviceProfile.model_validate_json(measured[-1].read_text())
     return load_profile(DEFAULT_SHIPPED_PROFILE)
+
+
+def resolve_profile(profile: DeviceProfile | str | os.PathLike | None) -> DeviceProfile:
+    """A DeviceProfile as given, by name or path, or None for this machine's default."""
+    if profile is None:
+        return default_profile()
+    return profile if isinstance(profile, DeviceProfile) else load_profile(profile)

@@ -32,15 +32,11 @@ def get_estimator(profile: DeviceProfile, method: str = "roofline") -> StepTimeE
 def resolve_estimator(profile=None, method: str = "roofline") -> StepTimeEstimator:
     """An estimator from a fitted estimator, a DeviceProfile, a profile name or path, or None (the default
     profile of this machine: its calibration if there is one, else the shipped spec sheet)."""
-    from timelaw.devices.registry import default_profile, load_profile
+    from timelaw.devices.registry import resolve_profile
 
     if isinstance(profile, StepTimeEstimator):
         return profile
-    if profile is None:
-        profile = default_profile()
-    elif not isinstance(profile, DeviceProfile):
-        profile = load_profile(profile)
-    return get_estimator(profile, method)
+    return get_estimator(resolve_profile(profile), method)
 
 
 def predict_step_time(cfg: TransformerConfig, setup: TrainSetup | None = None, profile=None,
@@ -61,10 +57,6 @@ def fit_time_model(measurements, method: str = "roofline", profile: DeviceProfil
     ignored. The result predicts with `.predict(cfg, setup)`, reports `.residuals_`, and can be passed
     wherever a profile is accepted.
     """
-    from timelaw.devices.registry import default_profile, load_profile
+    from timelaw.devices.registry import resolve_profile
 
-    if profile is None:
-        profile = default_profile()
-    elif not isinstance(profile, DeviceProfile):
-        profile = load_profile(profile)
-    return _estimator_class(method)(profile).fit(measurements)
+    return _estimator_class(method)(resolve_profile(profile)).fit(measurements)
