@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from timelaw.devices.registry import list_profiles
 from timelaw.laws import fit_loss_law
 from timelaw.params import count_params
 from timelaw.training import TrainOptions, load_corpus, pilot, read_rows, size_config, time_measurements
@@ -83,17 +84,18 @@ def _worker_init() -> None:
         _CORPORA[setting] = load_corpus(files, max_train_tokens=max_tokens)
 
 
-def _train(setting: str, budget: float, size: str, out_dir: str) -> str:
-    pilot(_CORPORA[setting], budget, [size], out=Path(out_dir) / f"{setting}.csv", seq_len=SEQ_LEN,
+def _train(setting: str, budget: float, size: str, seed: int, out_dir: str) -> str:
+    pilot(_CORPORA[setting], budget, [size], out=Path(out_dir) / f"{setting}.csv", seeds=[seed], seq_len=SEQ_LEN,
           micro_batch_size=BATCH, options=OPTIONS, threads=1, progress=False)
-    return f"{setting} {size} {budget:g}s"
+    return f"{setting} {size} {budget:g}s seed {seed}"
 
 
-def train_all(out_dir: Path, budgets, sizes, workers: int) -> None:
+def train_all(out_dir: Path, settings, budgets, sizes, seeds, workers: int) -> None:
     # Longest runs first: the pool then ends with short runs and both workers finish together.
-    jobs = sorted(((s, b, z) for s in SETTINGS for b in budgets for z in sizes), key=lambda j: -j[1])
+    jobs = sorted(((s, b, z, seed) for s in settings for b in budgets for z in sizes for seed in seeds),
+                  key=lambda j: -j[1])
     with ProcessPoolExecutor(workers, initializer=_worker_init) as pool:
-        futures = [pool.submit(_train, s, b, z, str(out_dir)) for s, b, z in jobs]
+        futures = [pool.submit(_train, *job, str(out_dir)) for job in jobs]
         for done, future in enumerate(as_completed(futures), 1):
             print(f"[{done}/{len(jobs)}] {future.result()}", file=sys.stderr, flush=True)
 
@@ -354,32 +356,56 @@ def summary(report: dict) -> str:
     return "\n".join(lines)
 
 
+def this_cpu_profile() -> str:
+    """The name `timelaw calibrate --device cpu --threads 1` gives this host's profile."""
+    return f"cpu-{os.cpu_count()}core-{platform.machine()}-1thread"
+
+
+def default_cpu_profile(parser, method: str) -> str | None:
+    """This host's measured one-thread CPU profile. The roofline needs measured constants: a missing profile is
+    an error that says how to make one, not a silent fall back to a GPU spec sheet."""
+    if method == "memcopy":
+        return None  # memcopy is time = a x bytes + b: no profile constant enters it
+    name = this_cpu_profile()
+    if name not in list_profiles():
+        parser.error(f"--profile: no measured profile {name!r} for this host; run `timelaw calibrate --device cpu "
+                     f"--threads 1` (about 10 min) or pass --profile NAME, or use --method memcopy")
+    return name
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--budgets", type=float, nargs="+", default=list(BUDGETS), help="seconds per run")
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), help="WIDTHxDEPTHxHEADS shapes")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="training seeds per size and budget (initialisation and batch order)")
+    parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS),
+                        help="which settings to train (analysis covers every table in --out)")
     parser.add_argument("--workers", type=int, default=2, help="runs in parallel, one torch thread each")
-    parser.add_argument("--method", choices=TIME_METHODS, default="memcopy",
-                        help="step-time model used for the predictions (default: memcopy, which needs no "
-                             "calibrated profile: time = a x bytes moved + b)")
+    parser.add_argument("--method", choices=TIME_METHODS, default="roofline",
+                        help="step-time model used for the predictions (default: roofline, with --profile)")
     parser.add_argument("--profile", default=None,
                         help="device profile whose constants (matmul sweep, bandwidths) the step-time models "
-                             "are fitted with, e.g. cpu-2core-x86_64-1thread (default: timelaw's default)")
+                             f"are fitted with (default: {this_cpu_profile()}, this host's one-thread CPU "
+                             "profile, as `timelaw calibrate --device cpu --threads 1` names it)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--analyse-only", action="store_true", help="skip training; analyse the tables")
     args = parser.parse_args(argv)
+    if args.profile is None:
+        args.profile = default_cpu_profile(parser, args.method)
     args.out.mkdir(parents=True, exist_ok=True)
     files = stdlib_files()
     start = time.time()
-    extra = {"corpus": corpus_facts(files), "budgets_seconds": args.budgets, "sizes": args.sizes,
+    extra = {"corpus": corpus_facts(files), "budgets_seconds": args.budgets, "sizes": args.sizes, "seeds": args.seeds,
              "finite_train_tokens": FINITE_TOKENS, "seq_len": SEQ_LEN, "batch": BATCH,
              "tokenizer": "byte", "workers": args.workers, "torch_threads_per_run": 1,
              "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
              "command": "python benchmarks/wallclock/run.py " + " ".join(argv or sys.argv[1:])}
     if not args.analyse_only:
-        train_all(args.out, args.budgets, args.sizes, args.workers)
+        train_all(args.out, args.settings, args.budgets, args.sizes, args.seeds, args.workers)
         extra["training_wall_seconds"] = time.time() - start
     extra["profile"] = args.profile
+    extra["method"] = args.method
     report = analyse(args.out, args.method, args.sizes, extra, args.profile)
     print(summary(report))
     return 0
