@@ -183,33 +183,72 @@ def describe_fit(law, step_model, rows, caught) -> dict:
                            "fit_mape_percent": float(np.mean(np.abs(step_model.residuals_)) * 100)}}
 
 
+AVERAGED = ("loss", "D", "seconds_per_step", "epochs", "steps", "train_loss")
+
+
+def mean_over_seeds(rows: list) -> list:
+    """One row per (shape, budget), its measured quantities averaged over the seeds, the single-seed losses
+    kept in `seed_losses`; sorted by N."""
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((int(r["d_model"]), int(r["n_layers"]), float(r["budget_seconds"])), []).append(r)
+    means = []
+    for runs in groups.values():
+        runs = sorted(runs, key=lambda r: r["seed"])
+        means.append({**runs[0], **{k: float(np.mean([r[k] for r in runs])) for k in AVERAGED},
+                      "seeds": [int(r["seed"]) for r in runs], "seed_losses": [float(r["loss"]) for r in runs]})
+    return sorted(means, key=lambda r: (r["budget_seconds"], r["N"]))
+
+
+def seed_noise(target: list) -> dict:
+    """How far single seeds sit from their mean: the error a perfect predictor of the mean would still show
+    against one seed's measurement."""
+    means = mean_over_seeds(target)
+    if min(len(r["seeds"]) for r in means) < 2:
+        return {"seeds_per_size": 1, "note": "one seed per size: no measure of seed noise"}
+    deviation = [abs(loss / r["loss"] - 1) * 100 for r in means for loss in r["seed_losses"]]
+    spread = [(max(r["seed_losses"]) - min(r["seed_losses"])) / r["loss"] * 100 for r in means]
+    return {"seeds_per_size": min(len(r["seeds"]) for r in means),
+            "mean_abs_deviation_from_seed_mean_percent": float(np.mean(deviation)),
+            "max_minus_min_over_mean_percent": {"mean": float(np.mean(spread)), "max": float(np.max(spread))}}
+
+
 def predict_longest(law, step_model, target: list) -> dict:
-    """Predicted vs measured final loss of every size at the longest budget, the MAE and the optimum."""
-    configs = [cfg for cfg, _, _ in time_measurements(target)]
-    setup = time_measurements(target[:1])[0][1]
-    n = np.array([r["N"] for r in target], float)
-    tokens, seconds = predicted_tokens(step_model, configs, setup, float(target[0]["budget_seconds"]))
-    unique = float(target[0]["U"])
+    """Predicted vs measured final loss of every size at the longest budget (measured = mean over seeds), the
+    MAE, the MAE against each seed alone, and the optimum."""
+    means = mean_over_seeds(target)
+    configs = [cfg for cfg, _, _ in time_measurements(means)]
+    setup = time_measurements(means[:1])[0][1]
+    n = np.array([r["N"] for r in means], float)
+    tokens, seconds = predicted_tokens(step_model, configs, setup, float(means[0]["budget_seconds"]))
+    unique = float(means[0]["U"])
     predicted = law.predict(n, tokens, unique)
-    measured = np.array([r["loss"] for r in target])
+    measured = np.array([r["loss"] for r in means])
     errors = (predicted - measured) / measured * 100
     # The law alone, given the tokens the runs really trained on: separates the law's error from the
     # step-time model's (which carries the shared machine's changing speed).
-    law_only = (law.predict(n, np.array([r["D"] for r in target], float), unique) - measured) / measured * 100
+    law_only = (law.predict(n, np.array([r["D"] for r in means], float), unique) - measured) / measured * 100
     best_pred, best_meas = int(np.argmin(predicted)), int(np.argmin(measured))
     shape = [f"{c.d_model}x{c.n_layers}" for c in configs]
+    by_seed = {}
+    for seed in sorted({s for r in means for s in r["seeds"]}):
+        losses = np.array([r["seed_losses"][r["seeds"].index(seed)] for r in means])
+        by_seed[str(seed)] = {"mae_percent": float(np.mean(np.abs(predicted / losses - 1)) * 100),
+                              "measured_best_shape": shape[int(np.argmin(losses))]}
     return {
-        "per_size": [{"shape": z, "N": int(r["N"]), "measured_loss": float(m), "predicted_loss": float(p),
-                      "error_percent": float(e), "measured_tokens": int(r["D"]), "predicted_tokens": int(t),
-                      "measured_seconds_per_step": float(r["seconds_per_step"]),
+        "per_size": [{"shape": z, "N": int(r["N"]), "measured_loss": float(m), "seed_losses": r["seed_losses"],
+                      "predicted_loss": float(p), "error_percent": float(e), "measured_tokens": int(r["D"]),
+                      "predicted_tokens": int(t), "measured_seconds_per_step": float(r["seconds_per_step"]),
                       "predicted_seconds_per_step": float(s), "epochs": float(r["epochs"]),
                       "law_only_error_percent": float(lo)}
-                     for z, r, m, p, e, t, s, lo in zip(shape, target, measured, predicted, errors, tokens, seconds,
+                     for z, r, m, p, e, t, s, lo in zip(shape, means, measured, predicted, errors, tokens, seconds,
                                                         law_only)],
         "mae_percent": float(np.mean(np.abs(errors))),
         "mae_law_only_percent": float(np.mean(np.abs(law_only))),
         "mae_target_percent": TARGET_MAE_PERCENT,
         "mae_met": bool(np.mean(np.abs(errors)) <= TARGET_MAE_PERCENT),
+        "mae_against_each_seed": by_seed,
+        "seed_noise": seed_noise(target),
         "optimum": {"predicted_shape": shape[best_pred], "predicted_N": int(n[best_pred]),
                     "measured_shape": shape[best_meas], "measured_N": int(n[best_meas]),
                     "grid_steps_apart": abs(best_pred - best_meas), "met": abs(best_pred - best_meas) <= 1},
@@ -224,7 +263,8 @@ def n_star_exponents(law, step_model, rows: list, family) -> dict:
     family_n, family_seconds = family_table(step_model, family, setup)
     model = fit_exponent(grid_budgets, optimal_n(law, family_n, family_seconds, setup, grid_budgets, unique))
     boot = _bootstrap_exponents(law, family_n, family_seconds, setup, grid_budgets, unique)
-    vertex = [measured_optimum([r for r in rows if r["budget_seconds"] == b]) for b in budgets]
+    means = mean_over_seeds(rows)
+    vertex = [measured_optimum([r for r in means if r["budget_seconds"] == b]) for b in budgets]
     return {
         "model": {**_exponent_dict(model),
                   "bootstrap_95": [float(np.nanpercentile(boot, 2.5)), float(np.nanpercentile(boot, 97.5))],
@@ -234,7 +274,7 @@ def n_star_exponents(law, step_model, rows: list, family) -> dict:
         "measured": {**_exponent_dict(fit_exponent(budgets, vertex)),
                      "n_star": dict(zip([f"{b:g}" for b in budgets], vertex)),
                      "how": "N*(t) per budget from a parabola in log N through the measured best size and its "
-                            "neighbours; slope over all budgets with a t-interval"},
+                            "neighbours (losses averaged over seeds); slope over all budgets with a t-interval"},
         "paper": {"value": PAPER_EXPONENT[0], "plus_minus": PAPER_EXPONENT[1], "source": "Liu 2026"},
         "chinchilla": CHINCHILLA_EXPONENT,
     }
@@ -285,7 +325,7 @@ def plot(results: dict, tables: dict, family, path: Path) -> None:
         budgets = sorted({r["budget_seconds"] for r in rows})
         colors = plt.cm.viridis(np.linspace(0, 0.85, len(budgets)))
         for budget, color in zip(budgets, colors):
-            runs = sorted((r for r in rows if r["budget_seconds"] == budget), key=lambda r: r["N"])
+            runs = [r for r in mean_over_seeds(rows) if r["budget_seconds"] == budget]
             held_out = budget == budgets[-1]
             tokens, _ = predicted_tokens(res["_step_model"], family, res["_setup"], budget)
             line = res["_law"].predict(family_n, np.maximum(tokens, 1), res["unique_tokens"])
@@ -293,13 +333,17 @@ def plot(results: dict, tables: dict, family, path: Path) -> None:
             ax.plot(family_n, line, "--" if held_out else "-", color=color, lw=1.6 if held_out else 1)
             ax.plot([r["N"] for r in runs], [r["loss"] for r in runs], "o", color=color, label=label,
                     mfc="white" if held_out else color, ms=7 if held_out else 5)
+            if max(len(r["seeds"]) for r in runs) > 1:  # the single seeds behind each mean
+                ax.plot([r["N"] for r in runs for _ in r["seed_losses"]],
+                        [loss for r in runs for loss in r["seed_losses"]], "_", color=color, ms=8, alpha=0.7)
         ax.set_xscale("log")
         ax.set_xlabel("parameters N")
         ax.set_ylabel("final held-out loss (nats / byte)")
         ax.set_title(f"{setting} data ({res['law']['form']} law): MAE {res['mae_percent']:.1f}% at "
                      f"{res['longest_budget_seconds']:g} s")
         ax.legend(fontsize=8)
-    fig.suptitle("Wall-clock U-curves on CPU: points measured, lines predicted from the shorter budgets")
+    fig.suptitle("Wall-clock U-curves on CPU: points measured (mean over seeds, dashes single seeds), "
+                 "lines predicted from the shorter budgets")
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)
@@ -347,8 +391,11 @@ def summary(report: dict) -> str:
     lines = []
     for setting, res in report["settings"].items():
         opt, exp = res["optimum"], res["n_star_exponent"]
+        per_seed = ", ".join(f"seed {k}: {v['mae_percent']:.2f}%" for k, v in res["mae_against_each_seed"].items())
+        noise = res["seed_noise"].get("mean_abs_deviation_from_seed_mean_percent")
         lines.append(f"{setting}: MAE {res['mae_percent']:.2f}% (target <= 3%; law alone, at the measured "
-                     f"tokens: {res['mae_law_only_percent']:.2f}%), optimum predicted "
+                     f"tokens: {res['mae_law_only_percent']:.2f}%; against single seeds {per_seed}"
+                     + (f"; seed noise {noise:.2f}%" if noise is not None else "") + "), optimum predicted "
                      f"{opt['predicted_shape']} vs measured {opt['measured_shape']}; N*(t) exponent "
                      f"{exp['model']['value']:.2f} [{exp['model']['bootstrap_95'][0]:.2f}, "
                      f"{exp['model']['bootstrap_95'][1]:.2f}] (model), {exp['measured']['value']:.2f} (measured); "
