@@ -188,7 +188,7 @@ AVERAGED = ("loss", "D", "seconds_per_step", "epochs", "steps", "train_loss")
 
 def mean_over_seeds(rows: list) -> list:
     """One row per (shape, budget), its measured quantities averaged over the seeds, the single-seed losses
-    kept in `seed_losses`; sorted by N."""
+    kept in `seed_losses`; sorted by budget, then N."""
     groups: dict = {}
     for r in rows:
         groups.setdefault((int(r["d_model"]), int(r["n_layers"]), float(r["budget_seconds"])), []).append(r)
@@ -200,10 +200,9 @@ def mean_over_seeds(rows: list) -> list:
     return sorted(means, key=lambda r: (r["budget_seconds"], r["N"]))
 
 
-def seed_noise(target: list) -> dict:
-    """How far single seeds sit from their mean: the error a perfect predictor of the mean would still show
-    against one seed's measurement."""
-    means = mean_over_seeds(target)
+def seed_noise(means: list) -> dict:
+    """How far single seeds sit from their mean (rows from mean_over_seeds): the error a perfect predictor of
+    the mean would still show against one seed's measurement."""
     if min(len(r["seeds"]) for r in means) < 2:
         return {"seeds_per_size": 1, "note": "one seed per size: no measure of seed noise"}
     deviation = [abs(loss / r["loss"] - 1) * 100 for r in means for loss in r["seed_losses"]]
@@ -248,7 +247,7 @@ def predict_longest(law, step_model, target: list) -> dict:
         "mae_target_percent": TARGET_MAE_PERCENT,
         "mae_met": bool(np.mean(np.abs(errors)) <= TARGET_MAE_PERCENT),
         "mae_against_each_seed": by_seed,
-        "seed_noise": seed_noise(target),
+        "seed_noise": seed_noise(means),
         "optimum": {"predicted_shape": shape[best_pred], "predicted_N": int(n[best_pred]),
                     "measured_shape": shape[best_meas], "measured_N": int(n[best_meas]),
                     "grid_steps_apart": abs(best_pred - best_meas), "met": abs(best_pred - best_meas) <= 1},
@@ -376,6 +375,7 @@ def analyse(out_dir: Path, method: str, sizes, extra: dict, profile=None) -> dic
     report = {**extra, "settings": {}}
     for setting, res in results.items():
         report["settings"][setting] = {k: v for k, v in res.items() if not k.startswith("_")}
+        report["settings"][setting]["seeds"] = sorted({int(r["seed"]) for r in tables[setting]})
         report["settings"][setting]["load_average_1min"] = _load_summary(tables[setting])
         report["settings"][setting]["step_time_slowest_over_fastest"] = step_time_spread(tables[setting])
         report["settings"][setting]["runs"] = [
@@ -416,7 +416,7 @@ def default_cpu_profile(parser, method: str) -> str | None:
     name = this_cpu_profile()
     if name not in list_profiles():
         parser.error(f"--profile: no measured profile {name!r} for this host; run `timelaw calibrate --device cpu "
-                     f"--threads 1` (about 10 min) or pass --profile NAME, or use --method memcopy")
+                     f"--threads 1` (add --quick for a 3-minute version) or pass --profile NAME, or use --method memcopy")
     return name
 
 
@@ -443,7 +443,7 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     files = stdlib_files()
     start = time.time()
-    extra = {"corpus": corpus_facts(files), "budgets_seconds": args.budgets, "sizes": args.sizes, "seeds": args.seeds,
+    extra = {"corpus": corpus_facts(files), "budgets_seconds": args.budgets, "sizes": args.sizes,
              "finite_train_tokens": FINITE_TOKENS, "seq_len": SEQ_LEN, "batch": BATCH,
              "tokenizer": "byte", "workers": args.workers, "torch_threads_per_run": 1,
              "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
