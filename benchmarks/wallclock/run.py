@@ -84,18 +84,18 @@ def _worker_init() -> None:
         _CORPORA[setting] = load_corpus(files, max_train_tokens=max_tokens)
 
 
-def _train(setting: str, budget: float, size: str, seed: int, out_dir: str) -> str:
+def _train(setting: str, budget: float, size: str, seed: int, out_dir: str, device: str) -> str:
     pilot(_CORPORA[setting], budget, [size], out=Path(out_dir) / f"{setting}.csv", seeds=[seed], seq_len=SEQ_LEN,
-          micro_batch_size=BATCH, options=OPTIONS, threads=1, progress=False)
+          micro_batch_size=BATCH, options=OPTIONS, threads=1, device=device, progress=False)
     return f"{setting} {size} {budget:g}s seed {seed}"
 
 
-def train_all(out_dir: Path, settings, budgets, sizes, seeds, workers: int) -> None:
+def train_all(out_dir: Path, settings, budgets, sizes, seeds, workers: int, device: str) -> None:
     # Longest runs first: the pool then ends with short runs and both workers finish together.
     jobs = sorted(((s, b, z, seed) for s in settings for b in budgets for z in sizes for seed in seeds),
                   key=lambda j: -j[1])
     with ProcessPoolExecutor(workers, initializer=_worker_init) as pool:
-        futures = [pool.submit(_train, *job, str(out_dir)) for job in jobs]
+        futures = [pool.submit(_train, *job, str(out_dir), device) for job in jobs]
         for done, future in enumerate(as_completed(futures), 1):
             print(f"[{done}/{len(jobs)}] {future.result()}", file=sys.stderr, flush=True)
 
@@ -408,11 +408,14 @@ def this_cpu_profile() -> str:
     return f"cpu-{os.cpu_count()}core-{platform.machine()}-1thread"
 
 
-def default_cpu_profile(parser, method: str) -> str | None:
+def default_cpu_profile(parser, method: str, device: str) -> str | None:
     """This host's measured one-thread CPU profile. The roofline needs measured constants: a missing profile is
     an error that says how to make one, not a silent fall back to a GPU spec sheet."""
     if method == "memcopy":
         return None  # memcopy is time = a x bytes + b: no profile constant enters it
+    if device != "cpu":
+        parser.error(f"--profile: required with --device {device}: the GPU's measured profile, as written by "
+                     "`bash calibration/calibrate_gpu.sh` (or use --method memcopy)")
     name = this_cpu_profile()
     if name not in list_profiles():
         parser.error(f"--profile: no measured profile {name!r} for this host; run `timelaw calibrate --device cpu "
@@ -428,7 +431,9 @@ def main(argv=None) -> int:
                         help="training seeds per size and budget (initialisation and batch order)")
     parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS),
                         help="which settings to train (analysis covers every table in --out)")
-    parser.add_argument("--workers", type=int, default=2, help="runs in parallel, one torch thread each")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="runs in parallel, one torch thread each (use 1 on a single GPU)")
+    parser.add_argument("--device", default="cpu", help="where the runs train: cpu (default) or cuda")
     parser.add_argument("--method", choices=TIME_METHODS, default="roofline",
                         help="step-time model used for the predictions (default: roofline, with --profile)")
     parser.add_argument("--profile", default=None,
@@ -439,17 +444,17 @@ def main(argv=None) -> int:
     parser.add_argument("--analyse-only", action="store_true", help="skip training; analyse the tables")
     args = parser.parse_args(argv)
     if args.profile is None:
-        args.profile = default_cpu_profile(parser, args.method)
+        args.profile = default_cpu_profile(parser, args.method, args.device)
     args.out.mkdir(parents=True, exist_ok=True)
     files = stdlib_files()
     start = time.time()
     extra = {"corpus": corpus_facts(files), "budgets_seconds": args.budgets, "sizes": args.sizes,
              "finite_train_tokens": FINITE_TOKENS, "seq_len": SEQ_LEN, "batch": BATCH,
-             "tokenizer": "byte", "workers": args.workers, "torch_threads_per_run": 1,
+             "tokenizer": "byte", "workers": args.workers, "torch_threads_per_run": 1, "device": args.device,
              "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
              "command": "python benchmarks/wallclock/run.py " + " ".join(argv or sys.argv[1:])}
     if not args.analyse_only:
-        train_all(args.out, args.settings, args.budgets, args.sizes, args.seeds, args.workers)
+        train_all(args.out, args.settings, args.budgets, args.sizes, args.seeds, args.workers, args.device)
         extra["training_wall_seconds"] = time.time() - start
     extra["profile"] = args.profile
     extra["method"] = args.method
