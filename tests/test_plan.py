@@ -371,3 +371,40 @@ def test_plot_shapes_and_table_frame(tmp_path):
     assert (tmp_path / "s.png").stat().st_size > 1000
     frame = optimize(hours=1, profile=A100, space=SMALL, top=4).to_frame()
     assert isinstance(frame, pd.DataFrame) and len(frame) == 4 and frame["loss"].is_monotonic_increasing
+
+
+def test_a_fitted_laws_band_covers_new_runs_because_it_adds_their_scatter():
+    """Runs scattered around a known law by 3% (log-normal): the bootstrap band of the mean law is far too
+    narrow for where a fresh run lands; with the fitted runs' scatter added, about 90% of fresh runs fall
+    inside the 90% band."""
+    from timelaw.laws import fit_loss_law
+    from timelaw.plan.inputs import resolve_law
+    from timelaw.plan.uncertainty import law_deviations, run_scatter
+
+    truth = preset("epoch2024")
+    n_grid, d_grid = (a.ravel() for a in np.meshgrid(np.geomspace(1e7, 1e10, 8), np.geomspace(1e8, 1e11, 8)))
+    rng = np.random.default_rng(3)
+    noisy = lambda: truth.predict(n_grid, d_grid) * np.exp(rng.normal(0.0, 0.03, n_grid.size))
+    law = fit_loss_law({"N": n_grid, "D": d_grid, "loss": noisy()}, n_bootstrap=40, seed=0)
+    rms, runs = run_scatter(law)
+    assert runs == 64 and rms == pytest.approx(0.03, rel=0.25)
+
+    bootstrap_only = type(law)(law.params_, samples=law.samples_)
+    fresh = noisy()  # new runs at the same shapes and token counts
+    coverage = {}
+    for name, variant in (("bootstrap_only", bootstrap_only), ("with_scatter", law)):
+        choice, inside = resolve_law(variant), []
+        for n, d, measured in zip(n_grid, d_grid, fresh):
+            loss = float(law.predict(n, d))
+            down, up, what = law_deviations(choice, n, d, None, loss)
+            inside.append(loss - down <= measured <= loss + up)
+        coverage[name] = float(np.mean(inside))
+    assert coverage["bootstrap_only"] < 0.6
+    assert 0.8 <= coverage["with_scatter"] <= 0.98
+    assert "64 runs" in what and "scatter" in what
+
+    # Scatter alone still makes a band; a law with no more runs than constants says nothing about scatter.
+    only_residuals = type(law)(law.params_, residuals=law.residuals_)
+    assert law_deviations(resolve_law(only_residuals), 1e9, 1e10, None, 2.5)[2].startswith("fitted runs' scatter")
+    assert law_deviations(resolve_law(type(law)(law.params_, residuals=law.residuals_[:5])), 1e9, 1e10, None,
+                          2.5) is None

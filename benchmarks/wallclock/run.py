@@ -33,6 +33,8 @@ import numpy as np
 from timelaw.devices.registry import list_profiles
 from timelaw.laws import fit_loss_law
 from timelaw.params import count_params
+from timelaw.plan.inputs import resolve_law
+from timelaw.plan.uncertainty import BAND_LEVEL, law_deviations
 from timelaw.training import TrainOptions, load_corpus, pilot, read_rows, size_config, time_measurements
 from timelaw.plan.frontier import fit_exponent
 from timelaw.timing import fit_time_model
@@ -212,6 +214,22 @@ def seed_noise(means: list) -> dict:
             "max_minus_min_over_mean_percent": {"mean": float(np.mean(spread)), "max": float(np.max(spread))}}
 
 
+def band_coverage(law, target: list) -> dict:
+    """Share of the longest budget's single runs inside the planner's 90% law band, taken at the tokens each
+    run trained on: the bootstrap band alone, and with the fitted runs' scatter added (what the planner uses)."""
+    unique = float(target[0]["U"])
+    bootstrap_only = type(law)(law.params_, samples=law.samples_)  # the same law without its residuals
+    coverage = {}
+    for name, variant in (("bootstrap_only", bootstrap_only), ("bootstrap_and_run_scatter", law)):
+        choice, inside = resolve_law(variant, unique), []
+        for r in target:
+            loss = float(law.predict(r["N"], r["D"], unique))
+            down, up, _ = law_deviations(choice, r["N"], r["D"], unique, loss)
+            inside.append(loss - down <= r["loss"] <= loss + up)
+        coverage[name] = float(np.mean(inside))
+    return {**coverage, "level": BAND_LEVEL, "runs": len(target)}
+
+
 def predict_longest(law, step_model, target: list) -> dict:
     """Predicted vs measured final loss of every size at the longest budget (measured = mean over seeds), the
     MAE, the MAE against each seed alone, and the optimum."""
@@ -248,6 +266,7 @@ def predict_longest(law, step_model, target: list) -> dict:
         "mae_met": bool(np.mean(np.abs(errors)) <= TARGET_MAE_PERCENT),
         "mae_against_each_seed": by_seed,
         "seed_noise": seed_noise(means),
+        "law_band_coverage": band_coverage(law, target),
         "optimum": {"predicted_shape": shape[best_pred], "predicted_N": int(n[best_pred]),
                     "measured_shape": shape[best_meas], "measured_N": int(n[best_meas]),
                     "grid_steps_apart": abs(best_pred - best_meas), "met": abs(best_pred - best_meas) <= 1},

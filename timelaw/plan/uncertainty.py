@@ -6,7 +6,11 @@ fit_time_model), else 2 x a calibrated profile's held-out MAPE (about the 90% po
 else a stated default: 50% for spec-sheet profiles, whose efficiencies are assumed, 20% for a measured
 profile without validation.
 
-Law: the central 90% of the loss over the law's bootstrap samples when it has them. A published preset
+Law: the central 90% of the loss over the law's bootstrap samples when it has them. That is the uncertainty
+of the mean law only; one new run also lands off the law by as much as the fitted runs did. So a fitted law
+(one with residuals) adds its runs' scatter in quadrature: the 90% range of a normal error in log loss whose
+standard deviation is the residuals' RMS, counted with the degrees of freedom the fit used (without it the
+band held a quarter of the wall-clock benchmark's held-out runs, not 90%: docs/planner.md). A published preset
 carries only marginal intervals; varying each constant alone over its interval would ignore that a power
 law's scale and exponent are fitted together (a larger alpha comes with a larger A), and would give bands of
 +-1 nat. So each pair (A, alpha), (B, beta) moves along its correlation ridge: the exponent spans its
@@ -18,12 +22,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
 from timelaw.plan.evaluate import loss_for_tokens
 
-__all__ = ["Band", "time_uncertainty", "law_deviations", "loss_band", "BAND_LEVEL"]
+__all__ = ["Band", "time_uncertainty", "law_deviations", "run_scatter", "loss_band", "BAND_LEVEL"]
 
 BAND_LEVEL = 0.9
 DEFAULT_SPEC_SHEET_TIME_ERROR = 0.5
@@ -75,9 +80,34 @@ def _ridge_variants(law) -> list:
     return [type(law)(p) for p in variants]
 
 
+def run_scatter(law) -> tuple[float, int] | None:
+    """(RMS of the fitted runs' log residuals over the fit's degrees of freedom, number of runs), or None for a
+    law that was not fitted here (a preset) or has no more runs than constants."""
+    residuals = getattr(law, "residuals_", None)
+    if residuals is None or residuals.size <= len(law.param_names):
+        return None
+    return math.sqrt(float(np.sum(residuals ** 2)) / (residuals.size - len(law.param_names))), int(residuals.size)
+
+
 def law_deviations(law_choice, n, tokens, unique_tokens, loss) -> tuple[float, float, str] | None:
-    """(loss - low, high - loss, description) from the law's own uncertainty, or None if it has none."""
+    """(loss - low, high - loss, description) from the law's own uncertainty and, for a fitted law, its runs'
+    scatter around it; None if the law carries neither."""
     law = law_choice.law
+    mean_law = _mean_law_deviations(law, n, tokens, unique_tokens, loss)
+    scatter = run_scatter(law)
+    if scatter is None:
+        return mean_law
+    rms, runs = scatter
+    z = NormalDist().inv_cdf((1 + BAND_LEVEL) / 2)
+    down, up = loss * (1 - math.exp(-z * rms)), loss * (math.exp(z * rms) - 1)
+    what = f"fitted runs' scatter around the law ({rms:.1%} RMS in log loss, {runs} runs)"
+    if mean_law is None:
+        return down, up, what
+    return math.hypot(mean_law[0], down), math.hypot(mean_law[1], up), f"{mean_law[2]} and the {what}"
+
+
+def _mean_law_deviations(law, n, tokens, unique_tokens, loss) -> tuple[float, float, str] | None:
+    """The uncertainty of the law's constants alone: bootstrap samples, else intervals, else None."""
     if getattr(law, "samples_", None) is not None:
         low, high = law.predict_interval(n, tokens, unique_tokens, level=BAND_LEVEL)
         return loss - float(low), float(high) - loss, f"law's {BAND_LEVEL:.0%} bootstrap band"
