@@ -379,7 +379,7 @@ def test_a_fitted_laws_band_covers_new_runs_because_it_adds_their_scatter():
     inside the 90% band."""
     from timelaw.laws import fit_loss_law
     from timelaw.plan.inputs import resolve_law
-    from timelaw.plan.uncertainty import law_deviations, run_scatter
+    from timelaw.plan.uncertainty import law_band_coverage, law_deviations, run_scatter
 
     truth = preset("epoch2024")
     n_grid, d_grid = (a.ravel() for a in np.meshgrid(np.geomspace(1e7, 1e10, 8), np.geomspace(1e8, 1e11, 8)))
@@ -391,16 +391,9 @@ def test_a_fitted_laws_band_covers_new_runs_because_it_adds_their_scatter():
 
     bootstrap_only = type(law)(law.params_, samples=law.samples_)
     fresh = noisy()  # new runs at the same shapes and token counts
-    coverage = {}
-    for name, variant in (("bootstrap_only", bootstrap_only), ("with_scatter", law)):
-        choice, inside = resolve_law(variant), []
-        for n, d, measured in zip(n_grid, d_grid, fresh):
-            loss = float(law.predict(n, d))
-            down, up, what = law_deviations(choice, n, d, None, loss)
-            inside.append(loss - down <= measured <= loss + up)
-        coverage[name] = float(np.mean(inside))
-    assert coverage["bootstrap_only"] < 0.6
-    assert 0.8 <= coverage["with_scatter"] <= 0.98
+    assert law_band_coverage(resolve_law(bootstrap_only), n_grid, d_grid, fresh) < 0.6
+    assert 0.8 <= law_band_coverage(resolve_law(law), n_grid, d_grid, fresh) <= 0.98
+    what = law_deviations(resolve_law(law), 1e9, 1e10, None, float(law.predict(1e9, 1e10)))[2]
     assert "64 runs" in what and "scatter" in what
 
     # Scatter alone still makes a band; a law with no more runs than constants says nothing about scatter.

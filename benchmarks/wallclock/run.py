@@ -34,7 +34,7 @@ from timelaw.devices.registry import list_profiles
 from timelaw.laws import fit_loss_law
 from timelaw.params import count_params
 from timelaw.plan.inputs import resolve_law
-from timelaw.plan.uncertainty import BAND_LEVEL, law_deviations
+from timelaw.plan.uncertainty import BAND_LEVEL, law_band_coverage
 from timelaw.training import TrainOptions, load_corpus, pilot, read_rows, size_config, time_measurements
 from timelaw.plan.frontier import fit_exponent
 from timelaw.timing import fit_time_model
@@ -218,15 +218,10 @@ def band_coverage(law, target: list) -> dict:
     """Share of the longest budget's single runs inside the planner's 90% law band, taken at the tokens each
     run trained on: the bootstrap band alone, and with the fitted runs' scatter added (what the planner uses)."""
     unique = float(target[0]["U"])
+    n, tokens, measured = ([r[k] for r in target] for k in ("N", "D", "loss"))
     bootstrap_only = type(law)(law.params_, samples=law.samples_)  # the same law without its residuals
-    coverage = {}
-    for name, variant in (("bootstrap_only", bootstrap_only), ("bootstrap_and_run_scatter", law)):
-        choice, inside = resolve_law(variant, unique), []
-        for r in target:
-            loss = float(law.predict(r["N"], r["D"], unique))
-            down, up, _ = law_deviations(choice, r["N"], r["D"], unique, loss)
-            inside.append(loss - down <= r["loss"] <= loss + up)
-        coverage[name] = float(np.mean(inside))
+    coverage = {name: law_band_coverage(resolve_law(variant, unique), n, tokens, measured, unique)
+                for name, variant in (("bootstrap_only", bootstrap_only), ("bootstrap_and_run_scatter", law))}
     return {**coverage, "level": BAND_LEVEL, "runs": len(target)}
 
 
@@ -342,8 +337,9 @@ def plot(results: dict, tables: dict, family, path: Path) -> None:
         rows = tables[setting]
         budgets = sorted({r["budget_seconds"] for r in rows})
         colors = plt.cm.viridis(np.linspace(0, 0.85, len(budgets)))
+        means = mean_over_seeds(rows)
         for budget, color in zip(budgets, colors):
-            runs = [r for r in mean_over_seeds(rows) if r["budget_seconds"] == budget]
+            runs = [r for r in means if r["budget_seconds"] == budget]
             held_out = budget == budgets[-1]
             tokens, _ = predicted_tokens(res["_step_model"], family, res["_setup"], budget)
             line = res["_law"].predict(family_n, np.maximum(tokens, 1), res["unique_tokens"])

@@ -28,7 +28,8 @@ import numpy as np
 
 from timelaw.plan.evaluate import loss_for_tokens
 
-__all__ = ["Band", "time_uncertainty", "law_deviations", "run_scatter", "loss_band", "BAND_LEVEL"]
+__all__ = ["Band", "time_uncertainty", "law_deviations", "run_scatter", "law_band_coverage", "loss_band",
+           "BAND_LEVEL"]
 
 BAND_LEVEL = 0.9
 DEFAULT_SPEC_SHEET_TIME_ERROR = 0.5
@@ -120,6 +121,17 @@ def _mean_law_deviations(law, n, tokens, unique_tokens, loss) -> tuple[float, fl
         level = f"{law.ci_level_:.0%} " if getattr(law, "ci_level_", None) else ""
         return down, up, f"law's {level}parameter intervals (scale and exponent moved together)"
     return None
+
+
+def law_band_coverage(law_choice, n, tokens, measured, unique_tokens=None) -> float:
+    """Share of measured losses (runs with law-N `n` trained on `tokens`) inside the law's BAND_LEVEL band: how
+    honest the band is, when the runs were not fitted on."""
+    inside = []
+    for n_run, tokens_run, loss_run in zip(np.ravel(n), np.ravel(tokens), np.ravel(measured)):
+        loss = float(loss_for_tokens(law_choice, n_run, tokens_run, unique_tokens))
+        down, up, _ = law_deviations(law_choice, n_run, tokens_run, unique_tokens, loss)
+        inside.append(loss - down <= loss_run <= loss + up)
+    return float(np.mean(inside))
 
 
 def loss_band(law_choice, n, tokens, unique_tokens, loss, time_error: float, time_source: str) -> Band:
