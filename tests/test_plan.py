@@ -325,7 +325,7 @@ def test_optimize_prices_at_least_100k_shapes_per_second():
 # --- CLI and plots -----------------------------------------------------------------------------------------
 
 def cli(*argv):
-    from timelaw import plan_cli
+    from timelaw.plan import cli as plan_cli
 
     parser = argparse.ArgumentParser(prog="timelaw")
     plan_cli.register(parser.add_subparsers(dest="command", required=True))

@@ -9,7 +9,7 @@ from timelaw._version import __version__
 
 def _registrars():
     """The modules that add subcommands; imported here so `timelaw --help` lists every job."""
-    from timelaw import plan_cli
+    from timelaw.plan import cli as plan_cli
     from timelaw.devices import cli as devices_cli
     from timelaw.laws import cli as laws_cli
     from timelaw.training import cli as pilot_cli
