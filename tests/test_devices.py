@@ -1,10 +1,11 @@
 """Device profiles: JSON round trip, atomic saving, spec-sheet labelling, and a real quick calibration."""
 import json
 
+import numpy as np
 import pytest
 
 from timelaw.config import TrainSetup, TransformerConfig
-from timelaw.devices.profile import DeviceProfile
+from timelaw.devices.profile import DeviceProfile, MatmulSweep
 from timelaw.devices.registry import list_profiles, load_profile, save_profile
 from timelaw.timing import predict_step_time
 
@@ -53,14 +54,50 @@ def test_unknown_profile_error_lists_the_known_ones():
         load_profile("tpu-v9")
 
 
-torch = pytest.importorskip("torch")
+def _sweep(rate_at_16: float, rate_at_64: float) -> MatmulSweep:
+    """A 2x2x2 sweep whose rate depends only on m: rate_at_16 at m=16, rate_at_64 at m=64."""
+    table = [[[rate_at_16] * 2] * 2, [[rate_at_64] * 2] * 2]
+    return MatmulSweep(sizes=[16, 64], flops_per_second={"fp32": table})
+
+
+def test_matmul_sweep_interpolates_in_log2_space_and_clamps_at_the_edges():
+    sweep = _sweep(1e9, 4e9)
+    # m = 32 is halfway between 16 and 64 in log2, so the rate is halfway in log2: sqrt(1e9 x 4e9) = 2e9
+    assert sweep.rate("fp32", 32, 20, 50) == pytest.approx(2e9, rel=1e-12)
+    assert sweep.rate("fp32", 16, 16, 16) == pytest.approx(1e9, rel=1e-12)
+    assert sweep.rate("fp32", 4, 16, 16) == pytest.approx(1e9, rel=1e-12)  # below the grid: clamped
+    assert sweep.rate("fp32", 4096, 1, 10**6) == pytest.approx(4e9, rel=1e-12)  # above: clamped
+    many = sweep.rate("fp32", np.array([16.0, 32.0, 64.0]), 16, 16)
+    assert many.shape == (3,) and many == pytest.approx([1e9, 2e9, 4e9], rel=1e-12)
+
+
+def test_a_copied_sweep_with_a_new_table_answers_with_its_own_table():
+    old = _sweep(1e9, 4e9)
+    assert old.rate("fp32", 32, 32, 32) == pytest.approx(2e9)  # builds and caches old's interpolator
+    new = old.model_copy(update={"flops_per_second": _sweep(3e9, 12e9).flops_per_second})
+    assert new.rate("fp32", 32, 32, 32) == pytest.approx(6e9)
+    assert old.rate("fp32", 32, 32, 32) == pytest.approx(2e9)
+    profile = load_profile("h100-sxm").model_copy(update={"matmul": old})
+    assert profile.matmul_rate("fp32", 32, 32, 32) == pytest.approx(2e9)
+    faster = profile.model_copy(update={"matmul": new})
+    assert faster.matmul_rate("fp32", 32, 32, 32) == pytest.approx(6e9)
+
+
+try:  # the calibration tests skip one by one without torch; the ones above still run
+    import torch
+
+    from timelaw.reference import time_training_steps
+except ImportError:
+    torch = None
+needs_torch = pytest.mark.skipif(torch is None, reason="needs torch")
+
 from timelaw.devices.calibrate import CalibrationError, CalibrationPlan, calibrate  # noqa: E402
-from timelaw.reference import time_training_steps  # noqa: E402
 
 TINY_PLAN = CalibrationPlan(matmul_sizes=(32, 128, 512), n_fit=14, step_time_scale=0.25, timed_steps=3,
                             warmup_steps=2, min_seconds=0.005)
 
 
+@needs_torch
 def test_calibration_refuses_a_missing_device_and_leaves_the_profile_alone(tmp_path):
     path = save_profile(load_profile("l4"), tmp_path / "mine.json")
     before = path.read_text()
@@ -72,6 +109,7 @@ def test_calibration_refuses_a_missing_device_and_leaves_the_profile_alone(tmp_p
     assert path.read_text() == before
 
 
+@needs_torch
 def test_interrupted_calibration_leaves_the_previous_profile_intact(tmp_path, monkeypatch):
     path = save_profile(load_profile("l4"), tmp_path / "mine.json")
     before = path.read_text()
@@ -85,6 +123,7 @@ def test_interrupted_calibration_leaves_the_previous_profile_intact(tmp_path, mo
     assert path.read_text() == before
 
 
+@needs_torch
 def test_quick_cpu_calibration_predicts_fresh_steps(tmp_path):
     """A reduced calibration on this CPU predicts steps timed afterwards, on shapes it never saw.
 
@@ -112,6 +151,7 @@ def test_quick_cpu_calibration_predicts_fresh_steps(tmp_path):
     assert sum(errors) / len(errors) < 0.35, errors
 
 
+@needs_torch
 def test_gloo_allreduce_between_two_processes_is_timed():
     from timelaw.devices.allreduce import measure_allreduce
     from timelaw.devices.profile import AllReduceTable

@@ -22,12 +22,17 @@ class MatmulSweep(BaseModel):
         """Achieved flops/s for (m x k) @ (k x n), interpolated linearly in log2 space, clamped at the edges."""
         from scipy.interpolate import RegularGridInterpolator
 
-        table = np.log2(np.asarray(self.flops_per_second[precision], dtype=np.float64))
-        axis = np.log2(np.asarray(self.sizes, dtype=np.float64))
-        interp = self._interpolators.get(precision)
-        if interp is None:  # built once per profile: the planner looks up millions of shapes
+        rates, sizes = self.flops_per_second[precision], self.sizes
+        axis = np.log2(np.asarray(sizes, dtype=np.float64))
+        # Built once per table: the planner looks up millions of shapes. The cache remembers which lists it
+        # was built from, because `model_copy(update=...)` copies it along with a new table.
+        cached = self._interpolators.get(precision)
+        if cached is not None and cached[0] is rates and cached[1] is sizes:
+            interp = cached[2]
+        else:
+            table = np.log2(np.asarray(rates, dtype=np.float64))
             interp = RegularGridInterpolator((axis, axis, axis), table, bounds_error=False, fill_value=None)
-            self._interpolators[precision] = interp
+            self._interpolators[precision] = (rates, sizes, interp)
         lo, hi = axis[0], axis[-1]
         points = np.stack(np.broadcast_arrays(
             *(np.clip(np.log2(np.maximum(x, 1.0)), lo, hi) for x in (m, n, k))), axis=-1)
