@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize
-from scipy.stats import qmc
 
 from timelaw.laws.tables import RunTable
 
@@ -87,6 +85,8 @@ def starting_points(law_cls: Any, grid: Any) -> np.ndarray:
         if grid < 1:
             raise ValueError(f"grid (the number of starting points) must be >= 1, got {grid}")
         # Unscrambled Halton: deterministic and evenly spread in any dimension, unlike a product grid.
+        from scipy.stats import qmc  # imported here: scipy.stats costs ~0.3 s, `import timelaw` must not pay it
+
         starts = lows + qmc.Halton(len(lows), scramble=False).random(int(grid)) * (highs - lows)
     else:
         starts = np.atleast_2d(np.asarray(grid, dtype=float))
@@ -162,6 +162,8 @@ def _objective(theta: np.ndarray, law_cls: Any, logs: tuple, target: np.ndarray,
 
 
 def _minimise(law_cls: Any, start: np.ndarray, logs: tuple, target: np.ndarray, delta: float):
+    from scipy.optimize import minimize  # imported on first fit, not with timelaw
+
     bounds = [law_cls.bounds.get(name, (None, None)) for name in law_cls.param_names]
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         result = minimize(

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from scipy import stats
-
 from timelaw.config import TrainSetup
 from timelaw.plan.evaluate import evaluate, training_memory
 from timelaw.plan.inputs import resolve_device, resolve_setup
@@ -47,6 +45,8 @@ class ShapeComparison:
     @property
     def wider_is_faster(self) -> bool:
         """True when time per parameter falls as the aspect ratio d_model / n_layers rises (Spearman)."""
+        from scipy import stats  # imported on use: scipy.stats is slow to import
+
         aspect = [r["aspect_ratio"] for r in self.rows]
         return bool(stats.spearmanr(aspect, [r["relative_time"] for r in self.rows]).statistic < 0)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import ClassVar, Iterable, Sequence
 
 import numpy as np
-from scipy.optimize import nnls
 
 from timelaw.devices.profile import DeviceProfile
 from timelaw.config import TrainSetup, TransformerConfig
@@ -39,6 +38,8 @@ def nnls_relative(X: np.ndarray, seconds: np.ndarray) -> tuple[np.ndarray, float
     # Columns are scaled to a common size first: they span many orders of magnitude (seconds vs constant).
     scale = np.max(np.abs(X), axis=0)
     scale[scale == 0] = 1.0
+    from scipy.optimize import nnls  # imported on first fit: scipy.optimize is slow to import
+
     coef, residual = nnls(X / scale / seconds[:, None], np.ones_like(seconds))
     return coef / scale, float(residual)
 
