@@ -6,13 +6,19 @@ from timelaw.config import TrainSetup, TransformerConfig
 
 
 def option_grid():
-    """Every combination of the config and setup options (256 small models), with varied sizes."""
+    """Every combination of the config and setup options (256 small models), with varied sizes; geglu,
+    nonparametric_layernorm and bias="qkv" stand in for swiglu, layernorm and bias=True in a third of them."""
     options = itertools.product(
         ["gelu", "swiglu"], ["layernorm", "rmsnorm"], ["learned", "rotary"], [True, False], [True, False],
         ["math", "flash"], ["none", "full"], ["mha", "gqa"],
     )
     grid = []
     for i, (mlp, norm, positions, tied, bias, attention, ckpt, heads) in enumerate(options):
+        # the third value of mlp, norm and bias replaces one of the two others in a third of their combinations
+        variant = (i // 3) % 3
+        mlp = "geglu" if (mlp == "swiglu" and variant == 0) else mlp
+        norm = "nonparametric_layernorm" if (norm == "layernorm" and variant == 1) else norm
+        bias = "qkv" if (bias is True and variant == 2) else bias
         d_model = (32, 48, 64)[i % 3]
         n_heads = 4
         cfg = TransformerConfig(

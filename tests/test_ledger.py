@@ -40,8 +40,10 @@ def test_grid_covers_every_option():
     assert len(GRID) >= 50
     cfgs = [p.values[0] for p in GRID]
     setups = [p.values[1] for p in GRID]
-    for field in ("mlp", "norm", "positions", "tied_embeddings", "bias"):
+    for field in ("positions", "tied_embeddings"):
         assert len({getattr(c, field) for c in cfgs}) == 2, field
+    for field in ("mlp", "norm", "bias"):
+        assert len({getattr(c, field) for c in cfgs}) == 3, field
     assert {c.n_kv_heads < c.n_heads for c in cfgs} == {True, False}
     for field in ("attention", "activation_checkpointing", "precision", "optimizer"):
         assert len({getattr(s, field) for s in setups}) == 2, field

@@ -6,12 +6,12 @@ so that a config printed or saved says exactly what will be trained.
 from __future__ import annotations
 
 import math
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-__all__ = ["TransformerConfig", "TrainSetup", "check_compatible", "default_d_ff", "BYTES_PER_ELEMENT"]
+__all__ = ["TransformerConfig", "TrainSetup", "check_compatible", "default_d_ff", "BYTES_PER_ELEMENT", "GATED_MLPS"]
 
 # Bytes of one activation element under each precision setting (mixed precision keeps fp32 master weights).
 BYTES_PER_ELEMENT = {"fp32": 4, "bf16": 2, "fp16": 2}
@@ -20,9 +20,13 @@ BYTES_PER_ELEMENT = {"fp32": 4, "bf16": 2, "fp16": 2}
 SWIGLU_MULTIPLE = 64
 
 
+GATED_MLPS = ("swiglu", "geglu")  # a gate and an up projection, multiplied: SiLU (SwiGLU) or GELU (GeGLU)
+
+
 def default_d_ff(d_model: int, mlp: str) -> int:
-    """4 x d_model for a GELU MLP; 8/3 x d_model rounded up to a multiple of 64 for SwiGLU (same params)."""
-    if mlp == "swiglu":
+    """4 x d_model for a GELU MLP; 8/3 x d_model rounded up to a multiple of 64 for the gated MLPs (SwiGLU,
+    GeGLU: same params)."""
+    if mlp in GATED_MLPS:
         return SWIGLU_MULTIPLE * math.ceil(8 * d_model / 3 / SWIGLU_MULTIPLE)
     return 4 * d_model
 
@@ -48,13 +52,17 @@ class TransformerConfig(BaseModel):
     n_heads: int = Field(gt=0, description="query heads; head_dim = d_model / n_heads")
     n_kv_heads: Optional[int] = Field(default=None, gt=0, description="key/value heads (GQA); default n_heads")
     d_ff: Optional[int] = Field(default=None, gt=0, description="MLP hidden width; default from mlp kind")
-    mlp: Literal["gelu", "swiglu"] = "gelu"
+    mlp: Literal["gelu", "swiglu", "geglu"] = Field(
+        default="gelu", description="gelu: fc, GELU, proj; swiglu / geglu: SiLU / GELU(gate) x up, then proj")
     vocab_size: int = Field(default=50257, gt=0)
     seq_len: int = Field(default=1024, gt=0, description="context length in tokens")
     tied_embeddings: bool = True
     positions: Literal["learned", "rotary"] = "learned"
-    norm: Literal["layernorm", "rmsnorm"] = "layernorm"
-    bias: bool = Field(default=False, description="biases in linear layers and LayerNorm")
+    norm: Literal["layernorm", "rmsnorm", "nonparametric_layernorm"] = Field(
+        default="layernorm", description="nonparametric_layernorm: LayerNorm without weight or bias (OLMo)")
+    bias: Union[bool, Literal["qkv"]] = Field(
+        default=False, description="True: biases in every linear layer of the blocks and in LayerNorm; "
+                                   "'qkv': on the query, key and value projections only (Qwen2)")
 
     @model_validator(mode="before")
     @classmethod

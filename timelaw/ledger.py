@@ -19,9 +19,9 @@ from typing import Optional
 
 import numpy as np
 
-from timelaw.config import TrainSetup, TransformerConfig
+from timelaw.config import GATED_MLPS, TrainSetup, TransformerConfig
 from timelaw.memory import MemoryFootprint, memory_footprint
-from timelaw.params import local_params, n_param_tensors, norm_params, param_counts
+from timelaw.params import local_params, n_param_tensors, norm_params, norm_vectors, param_counts
 from timelaw.shapes import ShapeBatch
 
 __all__ = ["OP_CLASSES", "Op", "Ledger", "ledger", "step_ops"]
@@ -47,6 +47,9 @@ class Op:
     count: np.ndarray = 1.0
     gemm: Optional[tuple] = None  # (batch, m, n, k) of a matrix product: (m x k) @ (k x n)
     collective: Optional[str] = None  # "all_reduce" or "p2p" for communication ops
+    # Bytes a collective sends per rank (its message): link traffic, priced by the interconnect, so kept
+    # apart from bytes_read / bytes_written, which are memory traffic (a collective's are zero).
+    message_bytes: np.ndarray = 0.0
     group_size: int = 1  # ranks taking part in a collective
     axis: Optional[str] = None  # the parallel dimension a collective serves: "tensor", "pipeline" or "data"
     # Which pipeline stages run the op: "all" (the blocks, the weight update), "first" (the embeddings) or
@@ -80,8 +83,8 @@ def _stream(name, cls, read, written, flops_per_element, elem_bytes, kernels=1.0
 
 def _collective(name, kind, message_bytes, group_size, axis, phase="forward") -> Op:
     return Op(
-        name, "communication", phase, flops=0.0, bytes_read=message_bytes, bytes_written=0.0, kernels=1.0,
-        collective=kind, group_size=group_size, axis=axis,
+        name, "communication", phase, flops=0.0, bytes_read=0.0, bytes_written=0.0, kernels=1.0,
+        message_bytes=message_bytes, collective=kind, group_size=group_size, axis=axis,
     )
 
 
@@ -103,9 +106,10 @@ def _backward(op: Op) -> list[Op]:
 
 
 def _norm(name, s: ShapeBatch, tokens, elem_bytes) -> Op:
-    flops = 8.0 if s.norm == "layernorm" else 4.0
+    flops = 4.0 if s.norm == "rmsnorm" else 8.0
     op = _stream(name, "norm", tokens * s.d_model, tokens * s.d_model, flops, elem_bytes)
-    return replace(op, bytes_read=op.bytes_read + GRAD_BYTES * s.d_model)
+    weight = GRAD_BYTES * s.d_model if norm_vectors(s) else 0.0  # a non-parametric LayerNorm reads none
+    return replace(op, bytes_read=op.bytes_read + weight)
 
 
 def _attention_core(s: ShapeBatch, heads, kv_heads, tokens, elem_bytes, kernel: str) -> list[Op]:
@@ -142,11 +146,12 @@ def _attention_core(s: ShapeBatch, heads, kv_heads, tokens, elem_bytes, kernel: 
 
 def _mlp(s: ShapeBatch, ff, tokens, elem_bytes) -> list[Op]:
     d = s.d_model
-    if s.mlp == "swiglu":
+    if s.mlp in GATED_MLPS:
+        act, flops = ("silu", 3.0) if s.mlp == "swiglu" else ("gelu", 9.0)
         return [
             _gemm("mlp.gate", 1, tokens, ff, d, elem_bytes),
             _gemm("mlp.up", 1, tokens, ff, d, elem_bytes),
-            _stream("mlp.silu_mul", "elementwise", 3 * tokens * ff, 2 * tokens * ff, 3.0, elem_bytes, 2.0),
+            _stream(f"mlp.{act}_mul", "elementwise", 3 * tokens * ff, 2 * tokens * ff, flops, elem_bytes, 2.0),
             _gemm("mlp.proj", 1, tokens, d, ff, elem_bytes),
         ]
     return [
@@ -311,7 +316,8 @@ class Ledger:
     memory: MemoryFootprint
 
     def total(self, field: str, cls: Optional[str] = None, phase: Optional[str] = None):
-        """Sum of `field` ("flops", "bytes_read", "bytes_written", "bytes", "kernels") times count."""
+        """Sum of `field` ("flops", "bytes_read", "bytes_written", "bytes", "kernels", "message_bytes")
+        times count. "bytes" is memory traffic only; what collectives send is "message_bytes"."""
         return _as_number(sum(
             getattr(op, field) * op.count for op in self.ops
             if (cls is None or op.cls == cls) and (phase is None or op.phase == phase)
@@ -319,11 +325,12 @@ class Ledger:
 
     @property
     def totals(self) -> dict:
-        return {f: self.total(f) for f in ("flops", "bytes_read", "bytes_written", "kernels")}
+        return {f: self.total(f) for f in ("flops", "bytes_read", "bytes_written", "kernels", "message_bytes")}
 
     def by_class(self) -> dict[str, dict]:
         present = [c for c in OP_CLASSES if any(op.cls == c for op in self.ops)]
-        return {c: {f: self.total(f, cls=c) for f in ("flops", "bytes", "kernels")} for c in present}
+        fields = ("flops", "bytes", "kernels", "message_bytes")
+        return {c: {f: self.total(f, cls=c) for f in fields} for c in present}
 
     def rows(self) -> list[dict]:
         """One dict per operation with per-step totals (count x per-occurrence values)."""
@@ -331,7 +338,8 @@ class Ledger:
             {"name": op.name, "class": op.cls, "phase": op.phase, "count": _as_number(op.count),
              "flops": _as_number(op.flops * op.count), "bytes_read": _as_number(op.bytes_read * op.count),
              "bytes_written": _as_number(op.bytes_written * op.count),
-             "kernels": _as_number(op.kernels * op.count)}
+             "kernels": _as_number(op.kernels * op.count),
+             "message_bytes": _as_number(op.message_bytes * op.count)}
             for op in self.ops
         ]
 

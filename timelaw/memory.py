@@ -44,7 +44,7 @@ def _saved_per_layer(s: ShapeBatch, setup: TrainSetup) -> np.ndarray:
     tp, elem = setup.tensor_parallel, setup.bytes_per_element
     tokens, d, hd = s.micro_batch_size * s.seq_len, s.d_model, s.head_dim
     heads, kv_heads, ff = s.n_heads / tp, s.n_kv_heads / tp, s.d_ff / tp
-    norm_stats = (2 if s.norm == "layernorm" else 1) * FP32 * tokens
+    norm_stats = (1 if s.norm == "rmsnorm" else 2) * FP32 * tokens  # mean and rstd; rstd alone for RMSNorm
     saved = 4 * tokens * d * elem + 2 * norm_stats  # each norm's input and output
     saved += tokens * (heads + 2 * kv_heads) * hd * elem  # q, k, v
     if s.positions == "rotary":
@@ -54,7 +54,7 @@ def _saved_per_layer(s: ShapeBatch, setup: TrainSetup) -> np.ndarray:
     else:
         saved += s.micro_batch_size * heads * s.seq_len ** 2 * elem + tokens * heads * hd * elem
     saved += tokens * heads * hd * elem  # input of the output projection
-    saved += (4 if s.mlp == "swiglu" else 2) * tokens * ff * elem
+    saved += (4 if s.mlp in ("swiglu", "geglu") else 2) * tokens * ff * elem
     return saved
 
 

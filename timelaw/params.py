@@ -9,10 +9,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from timelaw.config import TransformerConfig
+from timelaw.config import GATED_MLPS, TransformerConfig
 from timelaw.shapes import ShapeBatch
 
-__all__ = ["ParamCount", "count_params", "param_counts", "layer_params", "local_params", "norm_params", "n_param_tensors"]
+__all__ = [
+    "ParamCount", "count_params", "param_counts", "layer_params", "local_params", "norm_params", "norm_vectors",
+    "n_param_tensors", "all_biases", "qkv_biases",
+]
 
 
 @dataclass(frozen=True)
@@ -22,22 +25,38 @@ class ParamCount:
     embedding: int
 
 
+def all_biases(s) -> bool:
+    """bias=True: every linear layer of the blocks (and LayerNorm) has a bias."""
+    return s.bias is True
+
+
+def qkv_biases(s) -> bool:
+    """The query, key and value projections have biases: bias=True or bias="qkv"."""
+    return s.bias is True or s.bias == "qkv"
+
+
+def norm_vectors(s) -> int:
+    """Parameter vectors of one norm layer: none, a weight, or a weight and a bias (biased LayerNorm)."""
+    if s.norm == "nonparametric_layernorm":
+        return 0
+    return 2 if (s.norm == "layernorm" and all_biases(s)) else 1
+
+
 def norm_params(s: ShapeBatch) -> np.ndarray:
     """Parameters of one norm layer."""
-    per_vector = 2 if (s.norm == "layernorm" and s.bias) else 1  # weight, and a bias for biased LayerNorm
-    return per_vector * s.d_model
+    return norm_vectors(s) * s.d_model
 
 
 def attention_params(s: ShapeBatch) -> np.ndarray:
     qkv_width = (s.n_heads + 2 * s.n_kv_heads) * s.head_dim
     weights = s.d_model * qkv_width + s.n_heads * s.head_dim * s.d_model
-    return weights + (qkv_width + s.d_model if s.bias else 0)
+    return weights + (qkv_width if qkv_biases(s) else 0) + (s.d_model if all_biases(s) else 0)
 
 
 def mlp_params(s: ShapeBatch) -> np.ndarray:
-    n_in = 2 if s.mlp == "swiglu" else 1  # SwiGLU has a gate and an up projection
+    n_in = 2 if s.mlp in GATED_MLPS else 1  # a gated MLP has a gate and an up projection
     weights = (n_in + 1) * s.d_model * s.d_ff
-    return weights + (n_in * s.d_ff + s.d_model if s.bias else 0)
+    return weights + (n_in * s.d_ff + s.d_model if all_biases(s) else 0)
 
 
 def layer_params(s: ShapeBatch) -> np.ndarray:
@@ -66,9 +85,10 @@ def local_params(s: ShapeBatch, setup) -> np.ndarray:
 
 def n_param_tensors(s: ShapeBatch) -> np.ndarray:
     """How many parameter tensors the reference model has (optimizer kernels and state scale with it)."""
-    norm = 2 if (s.norm == "layernorm" and s.bias) else 1
-    linears = 2 + (3 if s.mlp == "swiglu" else 2)  # qkv, out, then the MLP projections
-    per_layer = 2 * norm + linears * (2 if s.bias else 1)
+    norm = norm_vectors(s)
+    linears = 2 + (3 if s.mlp in GATED_MLPS else 2)  # qkv, out, then the MLP projections
+    biases = linears if all_biases(s) else (1 if qkv_biases(s) else 0)
+    per_layer = 2 * norm + linears + biases
     embeddings = 1 + (s.positions == "learned") + (not s.tied_embeddings)
     return s.n_layers * per_layer + norm + embeddings
 

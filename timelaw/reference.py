@@ -33,7 +33,9 @@ class RMSNorm(nn.Module):
 def make_norm(cfg: TransformerConfig) -> nn.Module:
     if cfg.norm == "rmsnorm":
         return RMSNorm(cfg.d_model)
-    return nn.LayerNorm(cfg.d_model, bias=cfg.bias)
+    if cfg.norm == "nonparametric_layernorm":  # OLMo: normalise only, no weight or bias
+        return nn.LayerNorm(cfg.d_model, elementwise_affine=False)
+    return nn.LayerNorm(cfg.d_model, bias=cfg.bias is True)
 
 
 def rotary_tables(seq_len: int, head_dim: int, base: float = 10000.0):
@@ -54,8 +56,9 @@ class CausalSelfAttention(nn.Module):
         super().__init__()
         self.n_heads, self.n_kv_heads, self.head_dim = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
         qkv_width = (cfg.n_heads + 2 * cfg.n_kv_heads) * cfg.head_dim
-        self.qkv = nn.Linear(cfg.d_model, qkv_width, bias=cfg.bias)
-        self.out = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.d_model, bias=cfg.bias)
+        # bias=True: every projection has a bias; bias="qkv" (Qwen2): the q, k, v projections only
+        self.qkv = nn.Linear(cfg.d_model, qkv_width, bias=cfg.bias in (True, "qkv"))
+        self.out = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.d_model, bias=cfg.bias is True)
         self.attention_kernel = attention_kernel
         self.rotary = cfg.positions == "rotary"
         if self.rotary:
@@ -92,16 +95,22 @@ class CausalSelfAttention(nn.Module):
 class MLP(nn.Module):
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
-        self.swiglu = cfg.mlp == "swiglu"
-        if self.swiglu:
-            self.gate = nn.Linear(cfg.d_model, cfg.d_ff, bias=cfg.bias)
-            self.up = nn.Linear(cfg.d_model, cfg.d_ff, bias=cfg.bias)
+        self.kind = cfg.mlp
+        bias = cfg.bias is True
+        if self.kind in ("swiglu", "geglu"):  # gated: act(gate(x)) * up(x)
+            self.gate = nn.Linear(cfg.d_model, cfg.d_ff, bias=bias)
+            self.up = nn.Linear(cfg.d_model, cfg.d_ff, bias=bias)
         else:
-            self.fc = nn.Linear(cfg.d_model, cfg.d_ff, bias=cfg.bias)
-        self.proj = nn.Linear(cfg.d_ff, cfg.d_model, bias=cfg.bias)
+            self.fc = nn.Linear(cfg.d_model, cfg.d_ff, bias=bias)
+        self.proj = nn.Linear(cfg.d_ff, cfg.d_model, bias=bias)
 
     def forward(self, x):
-        hidden = F.silu(self.gate(x)) * self.up(x) if self.swiglu else F.gelu(self.fc(x))
+        if self.kind == "swiglu":
+            hidden = F.silu(self.gate(x)) * self.up(x)
+        elif self.kind == "geglu":  # Gemma's gelu_pytorch_tanh
+            hidden = F.gelu(self.gate(x), approximate="tanh") * self.up(x)
+        else:
+            hidden = F.gelu(self.fc(x))
         return self.proj(hidden)
 
 

@@ -27,11 +27,11 @@ class ShapeBatch:
     seq_len: np.ndarray
     micro_batch_size: np.ndarray
     grad_accum_steps: np.ndarray
-    mlp: Literal["gelu", "swiglu"] = "gelu"
-    norm: Literal["layernorm", "rmsnorm"] = "layernorm"
+    mlp: Literal["gelu", "swiglu", "geglu"] = "gelu"
+    norm: Literal["layernorm", "rmsnorm", "nonparametric_layernorm"] = "layernorm"
     positions: Literal["learned", "rotary"] = "learned"
     tied_embeddings: bool = True
-    bias: bool = False
+    bias: bool | Literal["qkv"] = False  # True: every block linear and LayerNorm; "qkv": q, k, v only
 
     NUMERIC = (
         "d_model", "n_layers", "n_heads", "n_kv_heads", "d_ff",
