@@ -28,8 +28,8 @@ def link_profile(bandwidth=100e9, latency=10e-6, allreduce=None):
 
 
 def collective(kind, message_bytes, group_size):
-    return Op("test", "communication", "forward", flops=0.0, bytes_read=message_bytes, bytes_written=0.0,
-              kernels=1.0, collective=kind, group_size=group_size, axis="data")
+    return Op("test", "communication", "forward", flops=0.0, bytes_read=0.0, bytes_written=0.0, kernels=1.0,
+              message_bytes=message_bytes, collective=kind, group_size=group_size, axis="data")
 
 
 # --- collectives -------------------------------------------------------------------------------------------
@@ -116,16 +116,17 @@ def test_tensor_parallel_all_reduces_per_layer_and_around_the_head():
                         ("attn.tp_all_reduce.grad", "backward"), ("mlp.tp_all_reduce.grad", "backward")]:
         op = ops[name]
         assert (op.axis, op.collective, op.group_size, op.phase) == ("tensor", "all_reduce", 2, phase)
-        assert float(op.bytes_read) == activation and float(op.count) == 4
+        assert float(op.message_bytes) == activation and float(op.count) == 4
+        assert float(op.bytes) == 0  # link traffic, not memory traffic
     # the vocabulary-parallel embedding sums its shards once per micro-batch (backward: identity) ...
     assert float(ops["embed.tp_all_reduce"].count) == 2 and "embed.tp_all_reduce.grad" not in ops
     assert ops["embed.tp_all_reduce"].stage == "first"
     # ... the head's input gradient is summed in the backward, and the vocabulary-parallel loss reduces three
     # fp32 numbers per token (max logit, target logit, sum of exps)
     head = ops["head.tp_all_reduce"]
-    assert float(head.bytes_read) == activation and (head.phase, head.stage) == ("backward", "last")
+    assert float(head.message_bytes) == activation and (head.phase, head.stage) == ("backward", "last")
     loss = ops["loss.tp_all_reduce"]
-    assert float(loss.bytes_read) == 2 * 16 * 4 and float(loss.count) == 3 * 2
+    assert float(loss.message_bytes) == 2 * 16 * 4 and float(loss.count) == 3 * 2
 
 
 def test_pipeline_sends_activations_and_syncs_the_tied_embedding():
@@ -133,11 +134,11 @@ def test_pipeline_sends_activations_and_syncs_the_tied_embedding():
     p2p = [op for op in ledger(CFG, PARALLEL).ops if op.name == "pipeline.p2p"]
     # activations out and in, forward and backward: 2 sends/receives per direction per micro-batch
     assert [(op.phase, float(op.count)) for op in p2p] == [("forward", 4.0), ("backward", 4.0)]
-    assert all(float(op.bytes_read) == 2 * 16 * 64 * 2 and op.axis == "pipeline" for op in p2p)
+    assert all(float(op.message_bytes) == 2 * 16 * 64 * 2 and op.axis == "pipeline" for op in p2p)
     # the first and last stages each hold the tied embedding (its vocabulary half on this tensor rank) and
     # all-reduce its fp32 gradient once per step: 96 / 2 x 64 x 4 bytes
     tied = ops["embed.pipeline_tied_all_reduce"]
-    assert (float(tied.bytes_read), tied.group_size, float(tied.count)) == (96 / 2 * 64 * 4, 2, 1.0)
+    assert (float(tied.message_bytes), tied.group_size, float(tied.count)) == (96 / 2 * 64 * 4, 2, 1.0)
 
 
 def test_data_parallel_all_reduces_this_devices_fp32_gradients_once():
@@ -145,10 +146,27 @@ def test_data_parallel_all_reduces_this_devices_fp32_gradients_once():
     # Parameters of one block: attention 4 x 64^2 = 16384, MLP 2 x 64 x 256 = 32768, two norms 128 -> 49280.
     # Non-embedding: 4 blocks + final norm = 197184; embeddings (96 + 16) x 64 = 7168. On one device:
     # (197184 / 2 stages + 7168) / 2 tensor ranks = 52880 parameters, 4 bytes each.
-    assert float(dp.bytes_read) == 52880 * 4
+    assert float(dp.message_bytes) == 52880 * 4
     assert (dp.group_size, float(dp.count), dp.axis, dp.phase) == (2, 1.0, "data", "communication")
     single = TrainSetup(**{**PARALLEL.model_dump(), "data_parallel": 1, "global_batch_size": 4})
     assert "grads.dp_all_reduce" not in _comm(single)
+
+
+def test_a_data_parallel_all_reduce_is_link_traffic_not_memory_traffic():
+    """Each rank of a data-parallel step does the work of a single-device step plus a gradient all-reduce;
+    the all-reduce's message is sent over links, so it adds no memory-traffic bytes and the memcopy
+    estimator (bytes / HBM bandwidth) prices both steps alike."""
+    one = TrainSetup(micro_batch_size=2, global_batch_size=4, precision="bf16")
+    two = TrainSetup(micro_batch_size=2, global_batch_size=8, precision="bf16", data_parallel=2)
+    alone, ranked = ledger(CFG, one), ledger(CFG, two)
+    assert ranked.total("bytes") == alone.total("bytes")
+    assert ranked.total("bytes_read") == alone.total("bytes_read")
+    assert alone.total("message_bytes") == 0
+    assert ranked.total("message_bytes") == float(_comm(two)["grads.dp_all_reduce"].message_bytes) > 0
+    memcopy = ESTIMATORS["memcopy"](A100, {"bytes_at_bandwidth_seconds": 1.0, "constant_seconds": 0.0})
+    assert float(memcopy.predict(CFG, two)) == float(memcopy.predict(CFG, one))
+    # the step's memory traffic over the profile's bandwidth, nothing for the message
+    assert float(memcopy.predict(CFG, two)) == pytest.approx(alone.total("bytes") / A100.memory_bandwidth)
 
 
 # --- estimators recover known coefficients -----------------------------------------------------------------

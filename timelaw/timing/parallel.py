@@ -24,7 +24,7 @@ MICRO_BATCH_PHASES = ("forward", "backward", "recompute")  # repeated for each m
 
 def collective_seconds(op: Op, profile: DeviceProfile) -> np.ndarray:
     """Seconds of one occurrence of a communication op."""
-    g, message = op.group_size, np.asarray(op.bytes_read, dtype=np.float64)
+    g, message = op.group_size, np.asarray(op.message_bytes, dtype=np.float64)
     if op.collective == "all_reduce":
         if profile.allreduce is not None and g in profile.allreduce.by_group_size:
             return profile.allreduce.seconds(g, message)
