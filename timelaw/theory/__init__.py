@@ -8,10 +8,17 @@ Paquette, Paquette, Xiao, Pennington (2024), "4+3 Phases of Compute-Optimal Neur
   phase_diagram(...)              the (alpha, beta) plane coloured by phase (needs matplotlib)
 See docs/theory.md for the equations and where each comes from.
 """
-from timelaw.theory.diagram import phase_diagram
-from timelaw.theory.optimal import ComputeOptimal, compute_optimal
-from timelaw.theory.phases import PHASE_NAMES, Phase, phase
-from timelaw.theory.plrf import LossCurve, PowerLawTerms, SGDRun, loss_curve, power_law_terms, simulate
+import importlib
+
+# Each public name and the module that defines it, imported on first use (PEP 562): `timelaw --help` loads
+# theory.cli, which must not pay for scipy.optimize / scipy.special through optimal.py and plrf.py.
+_WHERE = {
+    "phase_diagram": "diagram",
+    "ComputeOptimal": "optimal", "compute_optimal": "optimal",
+    "PHASE_NAMES": "phases", "Phase": "phases", "phase": "phases",
+    "LossCurve": "plrf", "PowerLawTerms": "plrf", "SGDRun": "plrf", "loss_curve": "plrf",
+    "power_law_terms": "plrf", "simulate": "plrf",
+}
 
 __all__ = [
     "PHASE_NAMES",
@@ -27,3 +34,15 @@ __all__ = [
     "power_law_terms",
     "simulate",
 ]
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f"timelaw.theory.{_WHERE[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'timelaw.theory' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
