@@ -172,6 +172,26 @@ def test_finished_runs_are_not_repeated(pilot_table_path, corpus, monkeypatch):
     assert pilot_table_path.read_bytes() == before
 
 
+def test_pilot_gives_torch_back_its_thread_count(pilot_table_path, corpus, tmp_path, monkeypatch):
+    import torch
+
+    before = torch.get_num_threads()
+    seen = []
+
+    def interrupted_training(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pilot_run, "train_for_budget", interrupted_training)
+    with pytest.raises(KeyboardInterrupt):  # interrupted in its first run
+        pilot(corpus, [0.4], ["16x1x2"], out=tmp_path / "runs.csv", threads=before + 1, progress=False)
+    assert seen == [before + 1] and torch.get_num_threads() == before
+    # every run already in the table: nothing trains, and the count is restored all the same
+    pilot(corpus, BUDGETS, SIZES, out=pilot_table_path, seq_len=32, micro_batch_size=4, options=FAST,
+          threads=before + 1, progress=False)
+    assert seen == [before + 1] and torch.get_num_threads() == before
+
+
 def test_evaluation_is_not_charged_to_the_budget(corpus, monkeypatch):
     def slow_eval(*args, **kwargs):
         import time

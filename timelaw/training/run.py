@@ -10,6 +10,7 @@ interrupted pilot picks up where it stopped; Ctrl-C loses only the run in progre
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from typing import Iterable, Optional, Sequence
 
 from timelaw.config import TrainSetup, TransformerConfig
@@ -51,11 +52,20 @@ def _as_list(value) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def _set_threads(threads: Optional[int]) -> None:
-    if threads:
-        import torch
+@contextmanager
+def _torch_threads(threads: Optional[int]):
+    """torch's intra-op thread count set to `threads` (if given) inside, and restored afterwards."""
+    if not threads:
+        yield
+        return
+    import torch
 
-        torch.set_num_threads(threads)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def pilot(data, budget_seconds, sizes: Sequence = DEFAULT_SIZES, *, out="runs.csv", seeds: Iterable[int] = (0,),
@@ -77,20 +87,19 @@ def pilot(data, budget_seconds, sizes: Sequence = DEFAULT_SIZES, *, out="runs.cs
     configs = [size_config(s, corpus.vocab_size, seq_len) for s in _as_list(sizes)]
     setup = TrainSetup(micro_batch_size=micro_batch_size, precision=precision)
     grid = [(b, c, s) for b in budgets for c in configs for s in _as_list(seeds)]  # short budgets first
-    _set_threads(threads)
-
     done = finished_run_ids(out)
     bar = Progress(len(grid), enabled=progress)
     rows = []
-    for budget, cfg, seed in grid:
-        key = run_id(cfg, setup, budget, seed, corpus.fingerprint, options)
-        if key not in done:
-            bar.start(f"{cfg.d_model}x{cfg.n_layers} {budget:g}s seed {seed}")
-            result = train_for_budget(cfg, setup, corpus, budget, seed, options, device, on_step=bar.update)
-            append_curve(out, key, result.curve)  # the curve first: a row in the table means a complete run
-            append_row(out, run_row(result, key, corpus))
-            bar.done(f"{cfg.d_model}x{cfg.n_layers} {budget:g}s: held-out loss {result.loss:.4f} "
-                     f"after {result.tokens:,} tokens ({result.steps} steps)")
-        rows.append(key)
+    with _torch_threads(threads):
+        for budget, cfg, seed in grid:
+            key = run_id(cfg, setup, budget, seed, corpus.fingerprint, options)
+            if key not in done:
+                bar.start(f"{cfg.d_model}x{cfg.n_layers} {budget:g}s seed {seed}")
+                result = train_for_budget(cfg, setup, corpus, budget, seed, options, device, on_step=bar.update)
+                append_curve(out, key, result.curve)  # the curve first: a row in the table means a complete run
+                append_row(out, run_row(result, key, corpus))
+                bar.done(f"{cfg.d_model}x{cfg.n_layers} {budget:g}s: held-out loss {result.loss:.4f} "
+                         f"after {result.tokens:,} tokens ({result.steps} steps)")
+            rows.append(key)
     by_id = {row["run_id"]: row for row in read_rows(out)}
     return [by_id[key] for key in rows]
