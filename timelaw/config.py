@@ -104,6 +104,29 @@ class TransformerConfig(BaseModel):
     def head_dim(self) -> int:
         return self.d_model // self.n_heads
 
+    @classmethod
+    def from_hf(cls, config, seq_len: Optional[int] = None) -> "TransformerConfig":
+        """From a Hugging Face config (dict, config.json path or model folder): exact for Llama 2/3, Mistral,
+        Qwen2/2.5, GPT-2, OLMo and Gemma; refuses (naming the field) what it cannot represent. seq_len
+        defaults to max_position_embeddings. See timelaw.configs.hf."""
+        from timelaw.configs.hf import from_hf
+
+        return from_hf(config, seq_len=seq_len)
+
+    @classmethod
+    def from_nanogpt(cls, config, seq_len: Optional[int] = None) -> "TransformerConfig":
+        """From a nanoGPT GPTConfig (dict, checkpoint model_args, JSON or config .py). See timelaw.configs."""
+        from timelaw.configs.nanogpt import from_nanogpt
+
+        return from_nanogpt(config, seq_len=seq_len)
+
+    @classmethod
+    def from_litgpt(cls, config, seq_len: Optional[int] = None) -> "TransformerConfig":
+        """From a litgpt model_config.yaml (path or folder; needs PyYAML) or its fields as a dict."""
+        from timelaw.configs.litgpt import from_litgpt
+
+        return from_litgpt(config, seq_len=seq_len)
+
 
 class TrainSetup(BaseModel):
     """How a model is trained: batch, precision, optimizer, memory-saving and parallelism choices.
