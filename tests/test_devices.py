@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 
 from timelaw.config import TrainSetup, TransformerConfig
-from timelaw.devices.profile import DeviceProfile, MatmulSweep
-from timelaw.devices.registry import list_profiles, load_profile, save_profile
+from timelaw.devices.profile import AllReduceTable, DeviceProfile, DeviceSpec, MatmulSweep
+from timelaw.devices.registry import (
+    ProfileError, default_profile, list_profiles, load_profile, read_profile, save_profile, shipped_dir,
+)
 from timelaw.timing import predict_step_time
 
 SPEC_SHEETS = ["a100-sxm-40gb", "a100-sxm-80gb", "h100-sxm", "h100-pcie", "h200", "l4", "rtx-3090", "rtx-4090"]
@@ -52,6 +54,132 @@ def test_save_is_atomic_and_a_failed_write_keeps_the_old_file(tmp_path, monkeypa
 def test_unknown_profile_error_lists_the_known_ones():
     with pytest.raises(ValueError, match="known profiles:.*h100-sxm"):
         load_profile("tpu-v9")
+
+
+# --- validation on load ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bad_peak", [-1.0, 0.0, float("nan"), float("inf")])
+def test_a_profile_with_an_impossible_peak_is_refused_naming_the_peak(tmp_path, bad_peak):
+    record = json.loads((shipped_dir() / "h100-sxm.json").read_text())
+    record["peak_flops"]["bf16"] = bad_peak
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(record))  # json writes NaN and Infinity as bare words, as a careless tool would
+    with pytest.raises(ProfileError, match=r"broken\.json.*peak_flops\.bf16"):
+        load_profile(path)
+    with pytest.raises(ValueError, match="peak_flops"):  # built in Python: pydantic names the field too
+        DeviceProfile.model_validate(record)
+
+
+def test_a_truncated_profile_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "cut.json"
+    path.write_text((shipped_dir() / "l4.json").read_text()[:200])
+    with pytest.raises(ProfileError, match=r"cut\.json is not valid JSON") as refused:
+        load_profile(path)
+    assert "pydantic" not in str(refused.value)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("memory_bandwidth", float("nan")), ("memory_bytes", 0.0), ("kernel_seconds", -1e-6),
+    ("matmul_efficiency", 1.5), ("bandwidth_by_class", {"norm": -5.0}),
+    ("coefficients", {"flops": {"flops_at_peak_seconds": float("nan")}}),
+])
+def test_other_impossible_values_are_refused_naming_the_field(tmp_path, field, value):
+    record = {**json.loads((shipped_dir() / "h100-sxm.json").read_text()), field: value}
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(record))
+    with pytest.raises(ProfileError, match=field):
+        load_profile(path)
+
+
+def test_sweeps_and_all_reduce_tables_must_be_positive_and_regular():
+    with pytest.raises(ValueError, match="increasing"):
+        MatmulSweep(sizes=[64, 16], flops_per_second={"fp32": [[[1e9] * 2] * 2] * 2})
+    with pytest.raises(ValueError, match="2x2x2"):
+        MatmulSweep(sizes=[16, 64], flops_per_second={"fp32": [[1e9, 1e9]]})
+    with pytest.raises(ValueError, match="positive finite"):
+        MatmulSweep(sizes=[16, 64], flops_per_second={"fp32": [[[1e9, float("nan")]] * 2] * 2})
+    with pytest.raises(ValueError, match="increasing"):
+        AllReduceTable(by_group_size={2: ([1e6, 1e3], [1e-4, 1e-5])})
+    with pytest.raises(ValueError, match="positive finite"):
+        AllReduceTable(by_group_size={2: ([1e3, 1e6], [0.0, 1e-4])})
+
+
+def test_every_shipped_profile_passes_validation():
+    for name, path in list_profiles().items():
+        assert read_profile(path).name == name
+
+
+def test_a_profile_missing_a_coefficient_is_refused_not_read_as_zero():
+    profile = load_profile("h100-sxm")
+    partial = {k: v for k, v in profile.coefficients["roofline"].items() if k != "data_parallel_seconds"}
+    older = profile.model_copy(update={"coefficients": {**profile.coefficients, "roofline": partial}})
+    with pytest.raises(ValueError, match="data_parallel_seconds.*recalibrate"):
+        predict_step_time(TransformerConfig(d_model=256, n_layers=2, n_heads=4), profile=older)
+
+
+# --- hardware facts apart from fitted coefficients -----------------------------------------------------------
+
+def test_the_spec_holds_the_hardware_facts_and_nothing_fitted():
+    profile = load_profile("cpu-2core-x86_64-1thread")
+    spec = profile.spec
+    assert isinstance(spec, DeviceSpec) and not isinstance(spec, DeviceProfile)
+    assert not {"coefficients", "validation", "measurements"} & set(spec.model_dump())
+    assert (spec.peak_flops, spec.matmul, spec.memory_bandwidth) == (
+        profile.peak_flops, profile.matmul, profile.memory_bandwidth)
+    assert DeviceProfile.from_spec(spec, profile.coefficients, profile.validation, profile.measurements) == profile
+
+
+def test_a_recalibration_replaces_the_coefficients_and_leaves_the_spec_alone():
+    profile = load_profile("cpu-2core-x86_64-1thread")
+    cfg, setup = TransformerConfig(d_model=128, n_layers=2, n_heads=2), TrainSetup(precision="fp32")
+    doubled = {m: {k: 2 * v for k, v in c.items()} for m, c in profile.coefficients.items()}
+    doubled["roofline"]["host_seconds_per_kernel"] = profile.coefficients["roofline"]["host_seconds_per_kernel"]
+    again = DeviceProfile.from_spec(profile.spec, doubled)
+    assert again.spec == profile.spec
+    for method in ("flops", "memcopy", "roofline"):  # every term doubled: twice the time
+        assert predict_step_time(cfg, setup, again, method) == pytest.approx(
+            2 * predict_step_time(cfg, setup, profile, method), rel=1e-12)
+
+
+def test_an_estimator_needs_only_the_spec_and_its_coefficients():
+    from timelaw.timing import ESTIMATORS
+
+    profile = load_profile("h100-sxm")
+    cfg, setup = TransformerConfig(d_model=512, n_layers=4, n_heads=8), TrainSetup(micro_batch_size=4)
+    on_spec = ESTIMATORS["roofline"](profile.spec, profile.coefficients["roofline"])
+    assert float(on_spec.predict(cfg, setup)) == predict_step_time(cfg, setup, profile)
+
+
+# --- the default profile: this machine's device ----------------------------------------------------------
+
+def _measured_on(host: str, cpu_name: str, name: str, device_type: str = "cpu") -> DeviceProfile:
+    profile = load_profile("cpu-2core-x86_64-1thread")
+    return profile.model_copy(update={"name": name, "device_type": device_type, "provenance": {
+        **profile.provenance, "device": {**profile.provenance["device"], "host": host, "name": cpu_name}}})
+
+
+def test_default_profile_is_the_one_measured_on_this_machines_device(monkeypatch):
+    import os
+    import platform
+    import time
+
+    from timelaw.devices import registry
+
+    assert default_profile().name == registry.DEFAULT_SHIPPED_PROFILE  # nothing cached: the spec sheet
+    this_cpu = f"cpu-{os.cpu_count()}core-{platform.machine()}-1thread"
+    save_profile(_measured_on(platform.node(), this_cpu, "mine"))
+    assert default_profile().name == "mine"
+    # newer files for other devices: a CPU of another host, a GPU this machine lacks, a spec sheet, junk
+    time.sleep(0.01)
+    save_profile(_measured_on("elsewhere", this_cpu, "their-cpu"))
+    save_profile(_measured_on(platform.node(), "NVIDIA H100 80GB HBM3", "absent-gpu", "cuda"))
+    save_profile(load_profile("l4").model_copy(update={"name": "copied-spec-sheet"}))
+    (registry.cache_dir() / "junk.json").write_text("{")
+    monkeypatch.setattr(registry, "_gpu_names", lambda: [])
+    assert default_profile().name == "mine"
+    # the same GPU present: an accelerator's calibration comes before the CPU's
+    monkeypatch.setattr(registry, "_gpu_names", lambda: ["NVIDIA H100 80GB HBM3"])
+    assert default_profile().name == "absent-gpu"
 
 
 def _sweep(rate_at_16: float, rate_at_64: float) -> MatmulSweep:

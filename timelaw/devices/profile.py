@@ -1,12 +1,24 @@
-"""DeviceProfile: what calibration measured on one device (or what a spec sheet claims), with provenance."""
+"""What a device is and does (DeviceSpec), and what was fitted on it (DeviceProfile), with provenance.
+
+A DeviceSpec holds hardware facts: published peaks and sizes, or the rates microbenchmarks measured (matmul
+sweep, bandwidth per op class, launch cost, all-reduce table). A DeviceProfile is a DeviceSpec plus what the
+step-time estimators fitted on it (coefficients, their held-out errors, the raw step timings), so a
+calibration can be redone over the same spec, and a System can hold the specs of its devices.
+
+Everything is validated when built or loaded: rates, sizes and times are finite and positive (a NaN or
+negative peak is refused, naming the field), efficiencies lie in (0, 1], tables are increasing.
+"""
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-__all__ = ["DeviceProfile", "MatmulSweep", "AllReduceTable"]
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+__all__ = ["DeviceSpec", "DeviceProfile", "MatmulSweep", "AllReduceTable"]
 
 
 class MatmulSweep(BaseModel):
@@ -17,6 +29,24 @@ class MatmulSweep(BaseModel):
     sizes: list[int] = Field(description="grid values used for each of m, n and k")
     flops_per_second: dict[str, list] = Field(description="precision -> nested list [m][n][k] of flops/s")
     _interpolators: dict = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _a_positive_regular_grid(self):
+        sizes = np.asarray(self.sizes, dtype=np.float64)
+        if sizes.size < 2 or np.any(sizes <= 0) or np.any(np.diff(sizes) <= 0):
+            raise ValueError(f"matmul.sizes must be at least two positive, increasing sizes; got {self.sizes}")
+        for precision, rates in self.flops_per_second.items():
+            try:
+                table = np.asarray(rates, dtype=np.float64)
+            except ValueError:
+                table = None
+            if table is None or table.shape != (sizes.size,) * 3:
+                raise ValueError(f"matmul.flops_per_second[{precision!r}] must be a {sizes.size}x{sizes.size}x"
+                                 f"{sizes.size} nested list (one rate per size of m, n and k)")
+            if not np.all(np.isfinite(table) & (table > 0)):
+                raise ValueError(f"matmul.flops_per_second[{precision!r}] holds a rate that is not a positive "
+                                 "finite number")
+        return self
 
     def rate(self, precision: str, m, n, k) -> np.ndarray:
         """Achieved flops/s for (m x k) @ (k x n), interpolated linearly in log2 space, clamped at the edges."""
@@ -47,6 +77,21 @@ class AllReduceTable(BaseModel):
     by_group_size: dict[int, tuple[list[float], list[float]]] = Field(
         description="ranks -> (message bytes, seconds), bytes increasing")
 
+    @model_validator(mode="after")
+    def _positive_increasing(self):
+        for ranks, (sizes, seconds) in self.by_group_size.items():
+            sizes, seconds = np.asarray(sizes, dtype=np.float64), np.asarray(seconds, dtype=np.float64)
+            where = f"allreduce.by_group_size[{ranks}]"
+            if ranks < 2:
+                raise ValueError(f"{where}: an all-reduce needs at least 2 ranks")
+            if sizes.size == 0 or sizes.shape != seconds.shape:
+                raise ValueError(f"{where}: message bytes and seconds must be two lists of the same length")
+            if not (np.all(np.isfinite(sizes) & (sizes > 0)) and np.all(np.isfinite(seconds) & (seconds > 0))):
+                raise ValueError(f"{where}: message bytes and seconds must be positive finite numbers")
+            if np.any(np.diff(sizes) <= 0):
+                raise ValueError(f"{where}: message bytes must be increasing")
+        return self
+
     def seconds(self, group_size: int, message_bytes) -> np.ndarray:
         """Interpolated in log-log space; extrapolated linearly in bytes beyond the largest message."""
         sizes, secs = (np.asarray(a, dtype=np.float64) for a in self.by_group_size[group_size])
@@ -56,20 +101,21 @@ class AllReduceTable(BaseModel):
         return np.where(np.asarray(message_bytes) > sizes[-1], beyond, inside)
 
 
-class DeviceProfile(BaseModel):
-    """Everything a step-time prediction needs to know about one device."""
+class DeviceSpec(BaseModel):
+    """Hardware facts of one device: what a spec sheet claims or microbenchmarks measured. Nothing fitted."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     name: str
     device_type: Literal["cpu", "cuda", "mps"]
     source: Literal["measured", "spec sheet"] = Field(
         description="'spec sheet': published peak numbers, never measured here; predictions say so")
     description: str = ""
-    memory_bytes: float = Field(gt=0)
-    peak_flops: dict[str, float] = Field(description="precision -> flops/s (dense; a multiply-add is 2)")
-    memory_bandwidth: float = Field(gt=0, description="bytes/s")
-    bandwidth_by_class: dict[str, float] = Field(
+    memory_bytes: PositiveFloat
+    peak_flops: dict[str, PositiveFloat] = Field(
+        min_length=1, description="precision -> flops/s (dense; a multiply-add is 2)")
+    memory_bandwidth: PositiveFloat = Field(description="bytes/s")
+    bandwidth_by_class: dict[str, PositiveFloat] = Field(
         default_factory=dict, description="op class -> achieved bytes/s; missing classes use memory_bandwidth")
     kernel_seconds: float = Field(ge=0, description="fixed cost of one kernel launch / eager op")
     matmul: Optional[MatmulSweep] = None
@@ -78,11 +124,6 @@ class DeviceProfile(BaseModel):
     interconnect_bandwidth: float = Field(default=0.0, ge=0, description="bytes/s per link for collectives")
     interconnect_latency_seconds: float = Field(default=0.0, ge=0)
     allreduce: Optional[AllReduceTable] = None
-    coefficients: dict[str, dict[str, float]] = Field(
-        default_factory=dict, description="estimator name -> fitted coefficients")
-    validation: dict[str, dict] = Field(
-        default_factory=dict, description="estimator name -> error on steps not used in the fit")
-    measurements: dict = Field(default_factory=dict, description="raw microbenchmark and step timings")
     provenance: dict = Field(default_factory=dict)
 
     @property
@@ -118,3 +159,28 @@ class DeviceProfile(BaseModel):
     def to_json(self) -> str:
         return self.model_dump_json(indent=1)
 
+
+class DeviceProfile(DeviceSpec):
+    """A DeviceSpec and the step-time estimators fitted on it: everything a step-time prediction needs.
+
+    The JSON is flat (the spec's fields, then the fitted ones), as it always was, so every profile written
+    before the split still loads.
+    """
+
+    coefficients: dict[str, dict[str, NonNegativeFloat]] = Field(
+        default_factory=dict, description="estimator name -> fitted coefficients")
+    validation: dict[str, dict] = Field(
+        default_factory=dict, description="estimator name -> error on steps not used in the fit")
+    measurements: dict = Field(default_factory=dict, description="raw microbenchmark and step timings")
+
+    @property
+    def spec(self) -> DeviceSpec:
+        """The hardware facts alone, without what was fitted on them."""
+        return DeviceSpec.model_construct(**{f: getattr(self, f) for f in DeviceSpec.model_fields})
+
+    @classmethod
+    def from_spec(cls, spec: DeviceSpec, coefficients: dict, validation: dict | None = None,
+                  measurements: dict | None = None, **updates) -> "DeviceProfile":
+        """A profile of `spec` with these fitted coefficients (a recalibration leaves the spec as it was)."""
+        return cls.model_validate({**spec.model_dump(), **updates, "coefficients": coefficients,
+                                   "validation": validation or {}, "measurements": measurements or {}})

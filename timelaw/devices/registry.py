@@ -5,14 +5,18 @@ calibration never leaves a half-written profile or destroys the previous one.
 """
 from __future__ import annotations
 
+import json
 import os
-import tempfile
+import platform
 from pathlib import Path
 
-from timelaw.devices.profile import DeviceProfile
+from pydantic import ValidationError
 
-__all__ = ["cache_dir", "shipped_dir", "save_profile", "load_profile", "list_profiles", "default_profile",
-           "resolve_profile", "DEFAULT_SHIPPED_PROFILE"]
+from timelaw.devices.profile import DeviceProfile
+from timelaw.files import atomic_write_text
+
+__all__ = ["cache_dir", "shipped_dir", "save_profile", "load_profile", "read_profile", "list_profiles",
+           "default_profile", "resolve_profile", "ProfileError", "DEFAULT_SHIPPED_PROFILE"]
 
 # Used when this machine has not been calibrated. It is a spec sheet: every prediction made with it says so.
 DEFAULT_SHIPPED_PROFILE = "a100-sxm-80gb"
@@ -33,16 +37,7 @@ def cache_dir() -> Path:
 def save_profile(profile: DeviceProfile, path: str | os.PathLike | None = None) -> Path:
     """Write the profile as JSON (to the cache directory by default) atomically; returns the path."""
     path = Path(path) if path is not None else cache_dir() / f"{profile.name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(profile.to_json())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return path
+    return atomic_write_text(path, profile.to_json())
 
 
 def list_profiles() -> dict[str, Path]:
@@ -63,14 +58,71 @@ def load_profile(name_or_path: str | os.PathLike) -> DeviceProfile:
             raise ValueError(f"no profile named {str(name_or_path)!r} and no such file; "
                              f"known profiles: {', '.join(sorted(known))}")
         path = known[str(name_or_path)]
-    return DeviceProfile.model_validate_json(path.read_text())
+    return read_profile(path)
+
+
+class ProfileError(ValueError):
+    """A profile file that cannot be read, is not JSON, or holds a value outside its allowed range."""
+
+
+def read_profile(path: str | os.PathLike) -> DeviceProfile:
+    """The profile in a JSON file, validated; a bad file raises ProfileError naming the file and the field."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ProfileError(f"cannot read profile file {path}: {error.strerror or error}") from None
+    try:
+        json.loads(text)
+    except ValueError as error:
+        raise ProfileError(f"profile file {path} is not valid JSON (truncated or damaged?): {error}") from None
+    try:
+        return DeviceProfile.model_validate_json(text)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'profile'}: {e['msg']}"
+                             for e in error.errors(include_url=False))
+        raise ProfileError(f"profile file {path} is not a valid profile: {problems}") from None
+
+
+def _gpu_names() -> list[str]:
+    """Names of the CUDA GPUs torch sees here (none without torch or a GPU)."""
+    try:
+        import torch
+    except ImportError:
+        return []
+    if not torch.cuda.is_available():
+        return []
+    return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+
+
+def measured_here(profile: DeviceProfile, gpu_names=None) -> bool:
+    """Whether `profile` was calibrated on this machine's device: this host, and this CPU (core count and
+    architecture) or a GPU of the same name as one present now."""
+    facts = profile.provenance.get("device") or {}
+    if not profile.calibrated or facts.get("host", platform.node()) != platform.node():
+        return False
+    if profile.device_type == "cpu":
+        return str(facts.get("name", profile.name)).startswith(f"cpu-{os.cpu_count()}core-{platform.machine()}-")
+    if profile.device_type == "cuda":
+        return facts.get("name") in (_gpu_names() if gpu_names is None else gpu_names)
+    return platform.system() == "Darwin" and platform.machine() == "arm64"  # mps: Apple silicon
 
 
 def default_profile() -> DeviceProfile:
-    """The newest profile calibrated on this machine, else the shipped default (a spec sheet)."""
-    measured = sorted(cache_dir().glob("*.json"), key=lambda p: p.stat().st_mtime) if cache_dir().is_dir() else []
-    if measured:
-        return DeviceProfile.model_validate_json(measured[-1].read_text())
+    """The profile calibrated on this machine's device (an accelerator before the CPU, then the newest),
+    else the shipped default (a spec sheet). Profiles in the cache from other devices or hosts are ignored,
+    as are files that do not load."""
+    directory = cache_dir()
+    candidates = []
+    for path in (directory.glob("*.json") if directory.is_dir() else ()):
+        try:
+            candidates.append((read_profile(path), path.stat().st_mtime))
+        except ProfileError:
+            continue
+    gpus = _gpu_names() if any(p.device_type == "cuda" and p.calibrated for p, _ in candidates) else []
+    here = [(p.device_type != "cpu", mtime, p) for p, mtime in candidates if measured_here(p, gpus)]
+    if here:
+        return max(here, key=lambda c: c[:2])[2]
     return load_profile(DEFAULT_SHIPPED_PROFILE)
 
 

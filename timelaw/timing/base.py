@@ -10,7 +10,7 @@ from typing import ClassVar, Iterable, Sequence
 
 import numpy as np
 
-from timelaw.devices.profile import DeviceProfile
+from timelaw.devices.profile import DeviceSpec
 from timelaw.config import TrainSetup, TransformerConfig
 from timelaw.provenance import provenance
 from timelaw.shapes import ShapeBatch
@@ -50,10 +50,16 @@ class StepTimeEstimator:
     name: ClassVar[str]
     feature_names: ClassVar[tuple[str, ...]]
 
-    def __init__(self, profile: DeviceProfile, coefficients: dict[str, float] | None = None):
-        self.profile = profile
+    def __init__(self, profile: DeviceSpec, coefficients: dict[str, float] | None = None):
+        self.profile = profile  # the device's facts (a DeviceSpec; a DeviceProfile is one)
         if coefficients is not None:
-            self.coef_ = np.array([coefficients.get(f, 0.0) for f in self.feature_names])
+            missing = [f for f in self.feature_names if f not in coefficients]
+            if missing:  # a term read as 0 would silently vanish from every prediction
+                raise ValueError(
+                    f"{self.name} coefficients for {getattr(profile, 'name', 'this device')!r} lack "
+                    f"{', '.join(missing)} (fitted with an older feature set?); recalibrate the device "
+                    f"(timelaw calibrate) or refit with fit_time_model. Given: {', '.join(sorted(coefficients))}")
+            self.coef_ = np.array([float(coefficients[f]) for f in self.feature_names])
 
     def features(self, cfg: TransformerConfig | ShapeBatch, setup: TrainSetup) -> np.ndarray:
         """Feature matrix, shape (..., n_features), for one config or a ShapeBatch."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from timelaw.devices.profile import DeviceProfile
+from timelaw.devices.profile import DeviceSpec
 from timelaw.ledger import Op
 
 __all__ = ["collective_seconds", "ring_all_reduce_seconds", "pipeline_factor", "critical_path_factor"]
@@ -22,7 +22,7 @@ __all__ = ["collective_seconds", "ring_all_reduce_seconds", "pipeline_factor", "
 MICRO_BATCH_PHASES = ("forward", "backward", "recompute")  # repeated for each micro-batch
 
 
-def collective_seconds(op: Op, profile: DeviceProfile) -> np.ndarray:
+def collective_seconds(op: Op, profile: DeviceSpec) -> np.ndarray:
     """Seconds of one occurrence of a communication op."""
     g, message = op.group_size, np.asarray(op.message_bytes, dtype=np.float64)
     if op.collective == "all_reduce":
@@ -41,7 +41,7 @@ def ring_all_reduce_seconds(message_bytes, group_size: int, bandwidth: float, la
     return 2 * (g - 1) / g * message / bandwidth + 2 * (g - 1) * latency_seconds
 
 
-def _link_bandwidth(profile: DeviceProfile) -> float:
+def _link_bandwidth(profile: DeviceSpec) -> float:
     if profile.interconnect_bandwidth <= 0:
         raise ValueError(f"profile {profile.name!r} has no interconnect bandwidth and no all-reduce table, "
                          "so it cannot price multi-device training; calibrate with several ranks")

@@ -13,12 +13,12 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 from timelaw._version import __version__
 from timelaw.config import TrainSetup, TransformerConfig
+from timelaw.files import atomic_write_text, read_records
 
 __all__ = ["run_id", "run_row", "append_row", "read_rows", "finished_run_ids", "time_measurements",
            "curves_path", "append_curve", "FORMATS"]
@@ -64,39 +64,24 @@ def _check_format(path: Path) -> None:
 
 @contextlib.contextmanager
 def _locked(path: Path):
-    """An exclusive lock beside `path` (POSIX), so parallel pilots append one at a time."""
+    """An exclusive lock on the folder of `path` (POSIX), so parallel pilots append one at a time.
+
+    The folder, not a lock file beside the table: a lock file would be left behind, and the table itself
+    cannot be locked, since every append replaces it with a new file."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows: single writer assumed
         yield
         return
-    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _replace_atomically(path: Path, text: str) -> None:
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a table is an ordinary file
-        with os.fdopen(handle, "w", newline="") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+            fcntl.flock(folder, fcntl.LOCK_UN)
+    finally:
+        os.close(folder)
 
 
 def _csv_text(rows: list[dict]) -> str:
@@ -120,28 +105,30 @@ def append_row(path, row: dict) -> None:
         else:
             old = path.read_text() if path.exists() else ""
             text = old + ("" if not old or old.endswith("\n") else "\n") + json.dumps(row) + "\n"
-        _replace_atomically(path, text)
+        atomic_write_text(path, text)
 
 
 def read_rows(path) -> list[dict]:
-    """Rows of a runs table as dicts (CSV numbers become floats; config/setup become dicts)."""
+    """Rows of a runs table as dicts (CSV integers become ints, other numbers floats; config/setup dicts)."""
     path = Path(path)
     _check_format(path)
     if not path.exists():
         return []
+    rows = read_records(path)
     if path.suffix.lower() == ".jsonl":
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    with path.open(newline="") as handle:
-        return [{k: _from_cell(k, v) for k, v in row.items()} for row in csv.DictReader(handle)]
+        return rows
+    return [{k: _from_cell(k, v) for k, v in row.items()} for row in rows]
 
 
 def _from_cell(name: str, value: str):
     if name in NESTED:
         return json.loads(value)
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return value
+    for number in (int, float):  # an integer stays one, so rewriting the table keeps `1844928`, not `1844928.0`
+        try:
+            return number(value)
+        except (TypeError, ValueError):
+            pass
+    return value
 
 
 def finished_run_ids(path) -> set:
