@@ -35,9 +35,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.func(args)
-    except ValueError as error:  # bad input: say what is wrong, without a traceback
-        print(f"timelaw {args.command}: {error}", file=sys.stderr)
-        return 2
+    except (ValueError, ImportError) as error:  # bad input, or a missing extra: one line, in flags, no traceback
+        from timelaw.cli_errors import report_error
+
+        return report_error(args.command, error)  # re-raises an ImportError that is not a missing extra
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ __all__ = ["plot_u_curves", "plot_frontier", "plot_plan", "plot_shapes"]
 
 
 def _figure(ncols: int = 1, nrows: int = 1, size=(6.0, 4.2)):
-    import matplotlib.pyplot as plt
+    from timelaw._optional import require
+
+    plt = require("matplotlib.pyplot", "plotting")
 
     fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False)
     return fig, axes.ravel()

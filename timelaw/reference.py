@@ -11,7 +11,10 @@ import statistics
 import time
 from dataclasses import dataclass
 
-import torch
+from timelaw._optional import require
+
+require("torch", "timelaw.reference (the reference model)")  # one line naming the extra, if torch is missing
+import torch  # noqa: E402
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint

@@ -6,7 +6,6 @@ the exit code.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -43,8 +42,9 @@ def run_fit(args: argparse.Namespace) -> int:
             args.runs, form=args.form, n_bootstrap=args.bootstrap, grid=args.grid, seed=args.seed, ci_level=args.level
         )
     except (ValueError, TypeError) as err:
-        print(f"timelaw fit: error: {err}", file=sys.stderr)
-        return 2
+        from timelaw.cli_errors import report_error
+
+        return report_error("fit", err)
     out = Path(args.out) if args.out else Path(f"{Path(args.runs).stem}.{args.form}.json")
     law.to_json(out)
     print(format_law(law))

@@ -14,6 +14,8 @@ import sys
 import numpy as np
 from pydantic import ValidationError
 
+from timelaw._optional import require
+
 __all__ = ["register", "run_predict", "run_optimize", "run_frontier"]
 
 
@@ -127,12 +129,14 @@ def _emit(args, result) -> None:
         print(result.text)
 
 
-def _run(name: str, body, args) -> int:
+def _run(name: str, body, args, defaults=None) -> int:
+    from timelaw._optional import MissingDependency
+    from timelaw.cli_errors import report_error
+
     try:
         return body(args)
-    except (ValueError, ValidationError) as err:
-        print(f"timelaw {name}: error: {err}", file=sys.stderr)
-        return 2
+    except (ValueError, ValidationError, MissingDependency) as err:
+        return report_error(name, err, defaults)
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -146,12 +150,17 @@ def run_predict(args: argparse.Namespace) -> int:
         setup = _setup(args, micro_batch_size=args.micro_batch_size, global_batch_size=args.global_batch_size)
         _emit(args, predict_loss(cfg, **_budget(args), setup=setup, **_options(args)))
         return 0
-    return _run("predict", body, args)
+    defaults = {} if args.heads else {"n_heads": "--d-model / 64"}
+    if args.global_batch_size is None:
+        defaults["global_batch_size"] = "--micro-batch-size"
+    return _run("predict", body, args, defaults)
 
 
 def _search_command(name: str, search, plot, args: argparse.Namespace) -> int:
     """optimize and frontier: run the search, print it, and plot it when asked."""
     def body(args):
+        if args.plot:  # before the search, not after it
+            require("matplotlib", "--plot")
         result = search(**_budget(args), setup=_setup(args), **_options(args), **_space(args))
         _emit(args, result)
         if args.plot:

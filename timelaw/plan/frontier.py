@@ -103,7 +103,9 @@ class Frontier:
         return self.text
 
     def to_frame(self):
-        import pandas as pd
+        from timelaw._optional import require
+
+        pd = require("pandas", "Frontier.to_frame()")
 
         return pd.DataFrame(self.rows, columns=FRONTIER_COLUMNS)
 

@@ -163,8 +163,10 @@ class Plan:
         return u_curve(self._candidates, self._outcome, bins)
 
     def to_frame(self):
-        """The ranked table as a pandas DataFrame (pandas must be installed)."""
-        import pandas as pd
+        """The ranked table as a pandas DataFrame (needs pandas: the `pandas` extra)."""
+        from timelaw._optional import require
+
+        pd = require("pandas", "Plan.to_frame()")
 
         return pd.DataFrame(self.table, columns=TABLE_COLUMNS)
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 DEFAULT_FLOPS = (1e8, 1e12)
 
@@ -35,12 +34,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = phase(args.alpha, args.beta)
         measured = None
+        low, high = args.flops
+        if not 0 < low < high < float("inf"):
+            raise ValueError(f"--flops takes LOW HIGH with 0 < LOW < HIGH, got {low:g} {high:g}")
         if args.measure:
-            low, high = args.flops
             measured = compute_optimal(args.alpha, args.beta, np.geomspace(low, high, 9))
     except ValueError as error:
-        print(f"timelaw phases: error: {error}", file=sys.stderr)
-        return 2
+        from timelaw.cli_errors import report_error
+
+        return report_error("phases", error)
     record = result.to_dict()
     if measured is not None:
         record["measured"] = {"xi": measured.xi, "eta": measured.eta, "xi_stderr": measured.xi_stderr,

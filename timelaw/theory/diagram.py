@@ -30,7 +30,9 @@ def phase_diagram(alpha_range=(0.02, 1.6), beta_range=(0.02, 2.2), *, resolution
     levels: eta values to draw as contours (default 0.1, 0.2, ..., 0.9); mark: optional (alpha, beta) to
     highlight. Needs matplotlib (the `plot` extra).
     """
-    import matplotlib.pyplot as plt
+    from timelaw._optional import require
+
+    plt = require("matplotlib.pyplot", "the phase diagram")
     from matplotlib.colors import ListedColormap
 
     alpha = np.linspace(*alpha_range, resolution)

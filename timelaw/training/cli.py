@@ -60,9 +60,10 @@ def run_pilot(args: argparse.Namespace) -> int:
                      micro_batch_size=args.batch, precision=args.precision, tokenizer=args.tokenizer,
                      bpe_vocab_size=args.bpe_vocab, max_train_tokens=args.max_train_tokens,
                      pattern=args.pattern, options=options, threads=args.threads, device=args.device)
-    except ImportError as err:  # torch, or tokenizers for --tokenizer bpe
-        print(f"timelaw pilot: {err}", file=sys.stderr)
-        return 2
+    except (ImportError, ValueError) as err:  # torch, or tokenizers for --tokenizer bpe; bad input
+        from timelaw.cli_errors import report_error
+
+        return report_error("pilot", err)
     except KeyboardInterrupt:
         print(f"\ninterrupted: complete runs are in {args.out}; run the same command to resume",
               file=sys.stderr)

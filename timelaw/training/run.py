@@ -80,6 +80,9 @@ def pilot(data, budget_seconds, sizes: Sequence = DEFAULT_SIZES, *, out="runs.cs
     steps only. sizes: 'WIDTHxDEPTH[xHEADS]' strings, dicts of TransformerConfig fields, or configs.
     Finished runs found in `out` (.csv or .jsonl) are returned without training them again.
     """
+    from timelaw._optional import require
+
+    require("torch", "pilot training")  # before reading the data: one line naming the extra if torch is missing
     corpus = data if isinstance(data, Corpus) else load_corpus(
         data, tokenizer, bpe_vocab_size=bpe_vocab_size, heldout_fraction=heldout_fraction,
         max_train_tokens=max_train_tokens, pattern=pattern)

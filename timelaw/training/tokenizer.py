@@ -41,11 +41,9 @@ class BPETokenizer:
     """A byte-level BPE of `vocab_size` tokens trained on `texts` with the `tokenizers` library."""
 
     def __init__(self, texts: Iterable[str], vocab_size: int = DEFAULT_BPE_VOCAB):
-        try:
-            from tokenizers import ByteLevelBPETokenizer
-        except ImportError:
-            raise ImportError("the BPE tokenizer needs the `tokenizers` package: pip install 'timelaw[pilot]' "
-                              "(or use tokenizer='byte')") from None
+        from timelaw._optional import require
+
+        ByteLevelBPETokenizer = require("tokenizers", "the BPE tokenizer (or use tokenizer='byte')").ByteLevelBPETokenizer
         self._bpe = ByteLevelBPETokenizer()
         self._bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=2, show_progress=False)
         self.vocab_size = self._bpe.get_vocab_size()
