@@ -51,7 +51,8 @@ def predict_step_time(cfg: TransformerConfig, setup: TrainSetup | None = None, p
 
 
 def fit_time_model(measurements, method: str = "roofline", profile: DeviceProfile | str | None = None):
-    """Fit an estimator to a user's own (TransformerConfig, TrainSetup, seconds per step) table.
+    """Fit an estimator to a user's own (TransformerConfig, TrainSetup, seconds per step) table, or to a
+    timelaw.runs.RunsTable read from training logs (one measurement per run).
 
     The profile supplies device constants (peaks, bandwidths, matmul sweep); its own fitted coefficients are
     ignored. The result predicts with `.predict(cfg, setup)`, reports `.residuals_`, and can be passed
@@ -59,4 +60,6 @@ def fit_time_model(measurements, method: str = "roofline", profile: DeviceProfil
     """
     from timelaw.devices.registry import resolve_profile
 
+    if hasattr(measurements, "time_measurements"):  # a timelaw.runs.RunsTable read from training logs
+        measurements = measurements.time_measurements()
     return _estimator_class(method)(resolve_profile(profile)).fit(measurements)
