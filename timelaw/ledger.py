@@ -15,6 +15,7 @@ optimizer step, then all-reduces its gradients.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Optional
 
 import numpy as np
@@ -310,10 +311,15 @@ def _as_number(value):
 
 @dataclass(frozen=True)
 class Ledger:
-    """One training step on one device: its operations, their totals and the memory it needs."""
+    """One training step on one device: its operations and their totals; the memory it needs on request.
+
+    The inventory is all the step-time estimators read. The memory footprint (timelaw.memory) is computed
+    the first time `.memory` is asked for, and the text table lives in timelaw.ledger_table.
+    """
 
     ops: tuple[Op, ...]
-    memory: MemoryFootprint
+    shapes: Optional[ShapeBatch] = None
+    setup: Optional[TrainSetup] = None
 
     def total(self, field: str, cls: Optional[str] = None, phase: Optional[str] = None):
         """Sum of `field` ("flops", "bytes_read", "bytes_written", "bytes", "kernels", "message_bytes")
@@ -332,27 +338,24 @@ class Ledger:
         fields = ("flops", "bytes", "kernels", "message_bytes")
         return {c: {f: self.total(f, cls=c) for f in fields} for c in present}
 
+    @cached_property
+    def memory(self) -> MemoryFootprint:
+        """Weights, gradients, optimizer state and activations on one device (computed once, when asked)."""
+        if self.shapes is None or self.setup is None:
+            raise ValueError("this Ledger was built from ops alone; build it with ledger(cfg, setup) for memory")
+        return memory_footprint(self.shapes, self.setup)
+
     def rows(self) -> list[dict]:
         """One dict per operation with per-step totals (count x per-occurrence values)."""
-        return [
-            {"name": op.name, "class": op.cls, "phase": op.phase, "count": _as_number(op.count),
-             "flops": _as_number(op.flops * op.count), "bytes_read": _as_number(op.bytes_read * op.count),
-             "bytes_written": _as_number(op.bytes_written * op.count),
-             "kernels": _as_number(op.kernels * op.count),
-             "message_bytes": _as_number(op.message_bytes * op.count)}
-            for op in self.ops
-        ]
+        from timelaw.ledger_table import op_rows
+
+        return op_rows(self)
 
     def table(self) -> str:
-        """A readable per-operation table of one config's step (flops, bytes, kernels)."""
-        lines = [f"{'op':28s} {'class':13s} {'phase':9s} {'GFLOP':>10s} {'MB moved':>10s} {'kernels':>8s}"]
-        for r in self.rows():
-            lines.append(f"{r['name']:28s} {r['class']:13s} {r['phase']:9s} {r['flops'] / 1e9:10.3f} "
-                         f"{(r['bytes_read'] + r['bytes_written']) / 1e6:10.2f} {r['kernels']:8.0f}")
-        t = self.totals
-        lines.append(f"{'total':52s} {t['flops'] / 1e9:10.3f} "
-                     f"{(t['bytes_read'] + t['bytes_written']) / 1e6:10.2f} {t['kernels']:8.0f}")
-        return "\n".join(lines)
+        """A readable per-operation table of one config's step (flops, bytes, kernels, messages)."""
+        from timelaw.ledger_table import render
+
+        return render(self)
 
 
 def ledger(cfg: TransformerConfig | ShapeBatch, setup: TrainSetup | None = None) -> Ledger:
@@ -362,4 +365,4 @@ def ledger(cfg: TransformerConfig | ShapeBatch, setup: TrainSetup | None = None)
     """
     setup = setup or TrainSetup()
     shapes = cfg if isinstance(cfg, ShapeBatch) else ShapeBatch.from_config(cfg, setup)
-    return Ledger(ops=tuple(step_ops(shapes, setup)), memory=memory_footprint(shapes, setup))
+    return Ledger(ops=tuple(step_ops(shapes, setup)), shapes=shapes, setup=setup)

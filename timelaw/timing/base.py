@@ -12,16 +12,22 @@ import numpy as np
 
 from timelaw.devices.profile import DeviceSpec
 from timelaw.config import TrainSetup, TransformerConfig
+from timelaw.ledger import Ledger, ledger
 from timelaw.provenance import provenance
 from timelaw.shapes import ShapeBatch
 
-__all__ = ["StepTimeEstimator", "Measurement", "as_shapes", "measured_seconds", "nnls_relative"]
+__all__ = ["StepTimeEstimator", "Measurement", "as_shapes", "step_ledger", "measured_seconds", "nnls_relative"]
 
 Measurement = tuple  # (TransformerConfig, TrainSetup, seconds per step)
 
 
 def as_shapes(cfg: TransformerConfig | ShapeBatch, setup: TrainSetup) -> ShapeBatch:
     return cfg if isinstance(cfg, ShapeBatch) else ShapeBatch.from_config(cfg, setup)
+
+
+def step_ledger(cfg: TransformerConfig | ShapeBatch, setup: TrainSetup, step: Ledger | None = None) -> Ledger:
+    """`step` if the caller built the step's ledger already (once per prediction), else the ledger of it."""
+    return step if step is not None else ledger(as_shapes(cfg, setup), setup)
 
 
 def measured_seconds(measurements: Sequence[Measurement]) -> np.ndarray:
@@ -61,8 +67,10 @@ class StepTimeEstimator:
                     f"(timelaw calibrate) or refit with fit_time_model. Given: {', '.join(sorted(coefficients))}")
             self.coef_ = np.array([float(coefficients[f]) for f in self.feature_names])
 
-    def features(self, cfg: TransformerConfig | ShapeBatch, setup: TrainSetup) -> np.ndarray:
-        """Feature matrix, shape (..., n_features), for one config or a ShapeBatch."""
+    def features(self, cfg: TransformerConfig | ShapeBatch, setup: TrainSetup, step: Ledger | None = None
+                 ) -> np.ndarray:
+        """Feature matrix, shape (..., n_features), for one config or a ShapeBatch. `step`: the ledger of
+        (cfg, setup), if the caller has built it already; otherwise it is built here."""
         raise NotImplementedError
 
     def _feature_rows(self, measurements: Sequence[Measurement]) -> tuple[np.ndarray, np.ndarray]:
@@ -76,12 +84,14 @@ class StepTimeEstimator:
         if len(measurements) < len(self.feature_names):
             raise ValueError(f"{self.name} needs at least {len(self.feature_names)} measurements to fit, "
                              f"got {len(measurements)}")
-        X, seconds = self._feature_rows(measurements)
+        return self._fit_rows(*self._feature_rows(measurements))
+
+    def _fit_rows(self, X: np.ndarray, seconds: np.ndarray) -> "StepTimeEstimator":
         self.coef_, _ = nnls_relative(X, seconds)
         self.residuals_ = self.predict_features(X) / seconds - 1.0
         self.provenance_ = provenance(
             method=f"{self.name}: non-negative least squares on relative error",
-            data=f"{len(measurements)} measured steps", source="fitted")
+            data=f"{len(seconds)} measured steps", source="fitted")
         return self
 
     def predict_features(self, X: np.ndarray) -> np.ndarray:
@@ -89,11 +99,13 @@ class StepTimeEstimator:
         # from the same row alone, and the planner promises identical answers for both.
         return np.sum(X * self.coef_, axis=-1)
 
-    def predict(self, cfg: TransformerConfig | ShapeBatch, setup: TrainSetup) -> np.ndarray:
-        """Seconds per optimizer step (an array for a ShapeBatch, a 0-d array for one config)."""
+    def predict(self, cfg: TransformerConfig | ShapeBatch, setup: TrainSetup, step: Ledger | None = None
+                ) -> np.ndarray:
+        """Seconds per optimizer step (an array for a ShapeBatch, a 0-d array for one config); `step` as in
+        `features`."""
         if not hasattr(self, "coef_"):
             raise RuntimeError(f"{self.name} estimator is not fitted and its profile has no coefficients")
-        return self.predict_features(self.features(cfg, setup))
+        return self.predict_features(self.features(cfg, setup, step))
 
     def mape(self, measurements: Iterable[Measurement]) -> float:
         """Mean absolute percentage error on measurements (use ones not fitted on)."""

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from timelaw.ledger import ledger
-from timelaw.timing.base import StepTimeEstimator, as_shapes
+from timelaw.timing.base import StepTimeEstimator, step_ledger
 
 
 class MemcopyEstimator(StepTimeEstimator):
     name = "memcopy"
     feature_names = ("bytes_at_bandwidth_seconds", "constant_seconds")
 
-    def features(self, cfg, setup):
-        step = ledger(as_shapes(cfg, setup), setup)
+    def features(self, cfg, setup, step=None):
+        step = step_ledger(cfg, setup, step)
         moved = np.asarray(step.total("bytes")) / self.profile.memory_bandwidth
         return np.stack([moved, np.ones_like(moved)], axis=-1)

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from timelaw.ledger import Op, ledger
-from timelaw.timing.base import StepTimeEstimator, as_shapes, measured_seconds, nnls_relative
+from timelaw.ledger import Op
+from timelaw.timing.base import StepTimeEstimator, as_shapes, measured_seconds, nnls_relative, step_ledger
 from timelaw.timing.parallel import MICRO_BATCH_PHASES, collective_seconds, critical_path_factor
 
 __all__ = ["RooflineEstimator", "op_seconds", "op_group", "GROUP_OF_CLASS", "GROUPS", "HOST_SECONDS_GRID"]
@@ -72,21 +72,21 @@ class RooflineEstimator(StepTimeEstimator):
         """Whether the host queues kernels ahead of the device (every device but a CPU)."""
         return self.profile.device_type != "cpu"
 
-    def op_times(self, cfg, setup) -> list[tuple[Op, np.ndarray, np.ndarray]]:
+    def op_times(self, cfg, setup, step=None) -> list[tuple[Op, np.ndarray, np.ndarray]]:
         """(op, roofline seconds on the step's critical path, critical-path factor) for every op."""
         shapes = as_shapes(cfg, setup)
         times = []
-        for op in ledger(shapes, setup).ops:
+        for op in step_ledger(shapes, setup, step).ops:
             factor = critical_path_factor(op, setup.pipeline_parallel, shapes.grad_accum_steps)
             times.append((op, op_seconds(op, self.profile, setup.precision) * op.count * factor, factor))
         return times
 
-    def _parts(self, cfg, setup) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _parts(self, op_times) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Features before the host term: (group seconds and launch seconds, (..., 8)), and the micro-batch
         ops' device seconds and kernel count, from which the host term follows for any host cost."""
         columns = {g: 0.0 for g in GROUPS}
         launches = device = kernels = 0.0
-        for op, seconds, factor in self.op_times(cfg, setup):
+        for op, seconds, factor in op_times:
             columns[op_group(op)] = columns[op_group(op)] + seconds
             launched = op.kernels * op.count * factor
             launches = launches + launched
@@ -105,36 +105,37 @@ class RooflineEstimator(StepTimeEstimator):
         host_bound = np.broadcast_to(host_bound, base.shape[:-1])
         return np.concatenate([base, host_bound[..., None], np.ones_like(host_bound)[..., None]], axis=-1)
 
-    def features(self, cfg, setup):
-        return self._assemble(self._parts(cfg, setup), self.host_seconds_per_kernel)
+    def features(self, cfg, setup, step=None):
+        return self._assemble(self._parts(self.op_times(cfg, setup, step)), self.host_seconds_per_kernel)
 
     def fit(self, measurements) -> "RooflineEstimator":
         """Choose the host cost per kernel that fits best (when the host overlaps the device), then NNLS."""
         measurements = list(measurements)
-        if self.overlaps_host and len(measurements) >= len(self.feature_names):
-            seconds = measured_seconds(measurements)
-            parts = [self._parts(cfg, setup) for cfg, setup, _ in measurements]
+        if not (self.overlaps_host and len(measurements) >= len(self.feature_names)):
+            return super().fit(measurements)  # no host term to choose (or too few steps: refused there)
+        seconds = measured_seconds(measurements)
+        parts = [self._parts(self.op_times(cfg, setup)) for cfg, setup, _ in measurements]  # one ledger each
 
-            def misfit(host_seconds):
-                X = np.array([self._assemble(p, host_seconds) for p in parts])
-                return nnls_relative(X, seconds)[1]
+        def rows(host_seconds):
+            return np.array([self._assemble(p, host_seconds) for p in parts], dtype=np.float64)
 
-            self.host_seconds_per_kernel = float(min(HOST_SECONDS_GRID, key=misfit))
-        return super().fit(measurements)
+        self.host_seconds_per_kernel = float(min(HOST_SECONDS_GRID, key=lambda h: nnls_relative(rows(h), seconds)[1]))
+        return self._fit_rows(rows(self.host_seconds_per_kernel), seconds)
 
     @property
     def coefficients(self) -> dict[str, float]:
         return {**super().coefficients, "host_seconds_per_kernel": float(self.host_seconds_per_kernel)}
 
-    def breakdown(self, cfg, setup) -> dict[str, float]:
+    def breakdown(self, cfg, setup, step=None) -> dict[str, float]:
         """Predicted seconds per op class (collectives per parallel axis) for one config, plus launches, the
         host-bound time and the constant: where the step time goes. The values sum to the prediction."""
         scale = dict(zip(self.feature_names, self.coef_))
         out: dict[str, float] = {}
-        for op, seconds, _ in self.op_times(cfg, setup):
+        times = self.op_times(cfg, setup, step)
+        for op, seconds, _ in times:
             name = op_group(op) if op.cls == "communication" else op.cls
             out[name] = out.get(name, 0.0) + float(np.sum(seconds)) * scale[f"{op_group(op)}_seconds"]
-        features = self.features(cfg, setup)
+        features = self._assemble(self._parts(times), self.host_seconds_per_kernel)
         out["kernel_launches"] = float(np.sum(features[..., -3])) * scale["kernel_launch_seconds"]
         out["host_bound"] = float(np.sum(features[..., -2])) * scale["host_bound_seconds"]
         out["constant"] = scale["constant_seconds"]
