@@ -137,3 +137,45 @@ def test_table_lists_every_op_and_total():
     text = step.table()
     assert "attn.qkv" in text and "optimizer.adamw" in text and text.splitlines()[-1].startswith("total")
     assert len(text.splitlines()) == len(step.ops) + 2
+
+
+def test_the_inventory_does_not_compute_memory_until_asked(monkeypatch):
+    import importlib
+
+    ledger_module = importlib.import_module("timelaw.ledger")  # `timelaw.ledger` is also the function
+
+    calls = []
+    real = ledger_module.memory_footprint
+    monkeypatch.setattr(ledger_module, "memory_footprint", lambda *a: calls.append(a) or real(*a))
+    step = ledger(TransformerConfig(d_model=128, n_layers=2, n_heads=4), TrainSetup(micro_batch_size=2))
+    assert step.total("flops") > 0 and calls == []
+    assert step.memory.total_bytes > 0 and step.memory is step.memory and len(calls) == 1
+
+
+def test_estimators_use_a_ledger_built_once_by_the_caller(monkeypatch):
+    from timelaw.devices import load_profile
+    from timelaw.timing import ESTIMATORS, base
+
+    cfg = TransformerConfig(d_model=256, n_layers=2, n_heads=4)
+    setup = TrainSetup(micro_batch_size=2, global_batch_size=8, data_parallel=2, tensor_parallel=2)
+    profile = load_profile("h100-sxm")
+    step = ledger(cfg, setup)
+    expected = {m: float(ESTIMATORS[m](profile, profile.coefficients[m]).predict(cfg, setup)) for m in ESTIMATORS}
+    monkeypatch.setattr(base, "ledger", lambda *a: pytest.fail("built a second ledger"))
+    for method, seconds in expected.items():
+        assert float(ESTIMATORS[method](profile, profile.coefficients[method]).predict(cfg, setup, step)) == seconds
+    breakdown = ESTIMATORS["roofline"](profile, profile.coefficients["roofline"]).breakdown(cfg, setup, step)
+    assert sum(breakdown.values()) == pytest.approx(expected["roofline"], rel=1e-12)
+
+
+def test_table_shows_what_collectives_send_apart_from_memory_traffic():
+    cfg = TransformerConfig(d_model=128, n_layers=2, n_heads=4)
+    step = ledger(cfg, TrainSetup(micro_batch_size=2, global_batch_size=4, data_parallel=2))
+    rows = {r["name"]: r for r in step.rows()}
+    sent = rows["grads.dp_all_reduce"]
+    # every fp32 gradient of the model, once per step: 4 bytes x parameters
+    assert sent["message_bytes"] == 4 * count_params(cfg).total
+    assert sent["bytes_read"] == sent["bytes_written"] == 0
+    header, *_, total = step.table().splitlines()
+    assert header.split()[-2:] == ["MB", "sent"]
+    assert float(total.split()[-1]) == pytest.approx(4 * count_params(cfg).total / 1e6, abs=0.006)
