@@ -120,3 +120,43 @@ def test_saved_table_is_what_timelaw_fit_reads(tmp_path):
     rows = read_rows(path)
     assert [r["D"] for r in rows] == list(table["D"]) and rows[0]["config"]["d_model"] == 384
     assert time_measurements(rows[:1])[0][2] == pytest.approx(table["seconds_per_step"][0])
+
+
+def test_cli_fit_from_trainer_state_and_calibrate_from_logs(tmp_path, monkeypatch, capsys):
+    from timelaw.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    runs = [str(RUNS / "hf" / name) for name in ("run-small", "run-medium", "run-large")]
+    assert main(["fit", "--from-trainer-state", *runs, "--global-batch-size", "32", "--bootstrap", "0",
+                 "--save-table", "runs.csv", "--out", "law.json"]) == 0
+    out = capsys.readouterr().out
+    assert "read 120 logged points of 3 run(s)" in out and "chinchilla law" in out
+    law = timelaw.load_law(tmp_path / "law.json")
+    assert law.predict(1e8, 1e9) > law.params_["E"]
+    assert main(["fit", "runs.csv", "--bootstrap", "0", "--out", "again.json"]) == 0  # the saved table
+    capsys.readouterr()
+
+    assert main(["calibrate", "--from-logs", *runs, "--global-batch-size", "32", "--base-profile",
+                 "a100-sxm-80gb", "--name", "mine", "--out", "mine.json"]) == 0
+    assert "fitted to 3 run(s)" in capsys.readouterr().out
+    profile = timelaw.load_profile(tmp_path / "mine.json")
+    assert profile.name == "mine" and set(profile.coefficients) == {"flops"}
+    medium = read_trainer_state(RUNS / "hf" / "run-medium", setup=SETUP)
+    cfg, setup, seconds = medium.time_measurements()[0]
+    predicted = timelaw.predict_step_time(cfg, setup, profile, method="flops")
+    assert predicted == pytest.approx(seconds, rel=0.25)
+
+    assert main(["fit", "--from-trainer-state", runs[0]]) == 2
+    assert "--global-batch-size" in capsys.readouterr().err
+
+
+def test_cli_predict_from_a_config_file(capsys):
+    from timelaw.cli import main
+
+    hf = Path(__file__).parent / "data" / "hf"
+    assert main(["predict", "--config", str(hf / "gpt2" / "config.json"), "--hours", "4",
+                 "--profile", "a100-sxm-80gb"]) == 0
+    out = capsys.readouterr().out
+    assert "predicted loss" in out and "d_model=768 n_layers=12" in out and "124.4M parameters" in out
+    assert main(["predict", "--config", str(hf / "mixtral-8x7b-v0.1"), "--hours", "4"]) == 2
+    assert "num_local_experts" in capsys.readouterr().err

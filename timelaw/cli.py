@@ -14,8 +14,10 @@ def _registrars():
     from timelaw.laws import cli as laws_cli
     from timelaw.training import cli as pilot_cli
     from timelaw.theory import cli as theory_cli
+    from timelaw import runs_cli  # last: it adds the training-log options to `fit` and `calibrate`
 
-    return [plan_cli.register, devices_cli.register, laws_cli.register, theory_cli.register, pilot_cli.register]
+    return [plan_cli.register, devices_cli.register, laws_cli.register, theory_cli.register, pilot_cli.register,
+            runs_cli.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

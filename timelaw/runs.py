@@ -90,11 +90,15 @@ class RunsTable:
     def time_measurements(self) -> list[tuple]:
         """(TransformerConfig, TrainSetup, seconds per step) per run with timed points: the median of its
         timed points. What `timelaw.fit_time_model` takes."""
-        out = []
+        return list(self.step_times().values())
+
+    def step_times(self) -> dict:
+        """Run name -> (TransformerConfig, TrainSetup, median seconds per step) for runs with timed points."""
+        out = {}
         for name, (cfg, setup) in self.runs.items():
             mine = (self.data["run"] == name) & np.isfinite(self.data["seconds_per_step"])
             if np.any(mine):
-                out.append((cfg, setup, float(np.median(self.data["seconds_per_step"][mine]))))
+                out[name] = (cfg, setup, float(np.median(self.data["seconds_per_step"][mine])))
         if not out:
             raise ValueError(f"no run in {self!r} has timed steps after warm-up; a time model needs step "
                              f"times (a trainer_state.json from a finished run, _runtime in a W&B export, "

@@ -24,12 +24,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("predict", help="predict the loss of one shape trained for a time budget",
                               description="Predict the final loss, tokens, speed and MFU of one transformer "
                                           "trained for a wall-clock budget on a device.")
-    p.add_argument("--d-model", type=int, required=True, help="residual width")
-    p.add_argument("--layers", type=int, required=True, help="number of transformer blocks")
+    p.add_argument("--config", metavar="PATH", help="the model from a file instead of the shape flags: a "
+                                                     "Hugging Face config.json (or its folder), a litgpt "
+                                                     "model_config.yaml, a nanoGPT config .py")
+    p.add_argument("--d-model", type=int, help="residual width (required without --config)")
+    p.add_argument("--layers", type=int, help="number of transformer blocks (required without --config)")
     p.add_argument("--heads", type=int, help="attention heads (default: d_model / 64)")
-    p.add_argument("--mlp", choices=("gelu", "swiglu"), default="gelu")
+    p.add_argument("--mlp", choices=("gelu", "swiglu", "geglu"), default="gelu")
     p.add_argument("--vocab", type=int, default=50257, help="vocabulary size (default: 50257)")
-    p.add_argument("--seq-len", type=int, default=1024, help="context length (default: 1024)")
+    p.add_argument("--seq-len", type=int, help="context length (default: 1024, or the --config's "
+                                               "max_position_embeddings)")
     _budget_arguments(p, several=False)
     p.add_argument("--micro-batch-size", type=int, default=8, help="sequences per forward pass (default: 8)")
     p.add_argument("--global-batch-size", type=int, help="sequences per optimizer step (default: micro batch)")
@@ -79,11 +83,17 @@ def _common_arguments(parser) -> None:
 
 
 def _search_arguments(parser) -> None:
+    parser.add_argument("--config", metavar="PATH",
+                        help="base model file (Hugging Face config.json, litgpt model_config.yaml, nanoGPT "
+                             "config .py): its vocabulary, context, MLP kind, norm, positions, tying and "
+                             "biases are kept; widths, depths, heads and batches are searched")
     parser.add_argument("--min-params", type=float, default=0.0, help="smallest model (total parameters)")
     parser.add_argument("--max-params", type=float, default=math.inf, help="largest model (total parameters)")
-    parser.add_argument("--seq-len", type=int, nargs="+", default=[1024], help="context lengths to try")
-    parser.add_argument("--mlp", choices=("gelu", "swiglu"), nargs="+", default=["gelu"], help="MLP kinds to try")
-    parser.add_argument("--vocab", type=int, default=50257, help="vocabulary size (fixed; default: 50257)")
+    parser.add_argument("--seq-len", type=int, nargs="+", help="context lengths to try (default: 1024, or the "
+                                                               "--config's)")
+    parser.add_argument("--mlp", choices=("gelu", "swiglu", "geglu"), nargs="+",
+                        help="MLP kinds to try (default: gelu, or the --config's)")
+    parser.add_argument("--vocab", type=int, help="vocabulary size (fixed; default: 50257, or the --config's)")
     parser.add_argument("--min-steps", type=int, default=100, help="fewest optimizer steps allowed (default: 100)")
 
 
@@ -104,9 +114,26 @@ def _options(args) -> dict:
     return dict(profile=args.profile, law=args.law, unique_tokens=args.unique_tokens, method=args.method)
 
 
+def _model_file(args):
+    """The TransformerConfig of --config (None without it)."""
+    if not getattr(args, "config", None):
+        return None
+    from timelaw.configs import load_model_config
+
+    seq_len = max(args.seq_len) if isinstance(args.seq_len, list) else args.seq_len  # the longest searched
+    return load_model_config(args.config, seq_len=seq_len)
+
+
 def _space(args) -> dict:
-    return dict(min_params=args.min_params, max_params=args.max_params, seq_lens=tuple(args.seq_len),
-                mlps=tuple(args.mlp), vocab_size=args.vocab, min_steps=args.min_steps)
+    base = _model_file(args)
+    space = dict(min_params=args.min_params, max_params=args.max_params, min_steps=args.min_steps,
+                 seq_lens=tuple(args.seq_len or ([base.seq_len] if base else [1024])),
+                 mlps=tuple(args.mlp or ([base.mlp] if base else ["gelu"])),
+                 vocab_size=args.vocab or (base.vocab_size if base else 50257))
+    if base is not None:  # the block options of the base model; the search chooses the shape
+        space.update(norm=base.norm, positions=base.positions, tied_embeddings=base.tied_embeddings,
+                     bias=base.bias)
+    return space
 
 
 def _plain(value):
@@ -144,13 +171,17 @@ def run_predict(args: argparse.Namespace) -> int:
         from timelaw.config import TransformerConfig
         from timelaw.plan import predict_loss
 
-        heads = args.heads or max(1, args.d_model // 64)
-        cfg = TransformerConfig(d_model=args.d_model, n_layers=args.layers, n_heads=heads, mlp=args.mlp,
-                                vocab_size=args.vocab, seq_len=args.seq_len)
+        cfg = _model_file(args)
+        if cfg is None:
+            if args.d_model is None or args.layers is None:
+                raise ValueError("give the model as --config PATH, or as --d-model and --layers")
+            heads = args.heads or max(1, args.d_model // 64)
+            cfg = TransformerConfig(d_model=args.d_model, n_layers=args.layers, n_heads=heads, mlp=args.mlp,
+                                    vocab_size=args.vocab, seq_len=args.seq_len or 1024)
         setup = _setup(args, micro_batch_size=args.micro_batch_size, global_batch_size=args.global_batch_size)
         _emit(args, predict_loss(cfg, **_budget(args), setup=setup, **_options(args)))
         return 0
-    defaults = {} if args.heads else {"n_heads": "--d-model / 64"}
+    defaults = {} if (args.heads or args.config) else {"n_heads": "--d-model / 64"}
     if args.global_batch_size is None:
         defaults["global_batch_size"] = "--micro-batch-size"
     return _run("predict", body, args, defaults)

@@ -70,9 +70,9 @@ class SearchSpace:
             raise ValueError(f"head_dim_min ({self.head_dim_min}) exceeds head_dim_max ({self.head_dim_max})")
         if not self.min_params < self.max_params:
             raise ValueError(f"min_params ({self.min_params:g}) must be below max_params ({self.max_params:g})")
-        bad = [m for m in self.mlps if m not in ("gelu", "swiglu")]
+        bad = [m for m in self.mlps if m not in ("gelu", "swiglu", "geglu")]
         if bad:
-            raise ValueError(f"mlps must be 'gelu' or 'swiglu', got {bad}")
+            raise ValueError(f"mlps must be 'gelu', 'swiglu' or 'geglu', got {bad}")
 
     def updated(self, **changes) -> "SearchSpace":
         unknown = set(changes) - {f.name for f in fields(self)}
