@@ -90,3 +90,12 @@ def test_json_round_trip():
     setup = TrainSetup(micro_batch_size=2, global_batch_size=8, precision="fp16", tensor_parallel=2)
     assert TransformerConfig.model_validate_json(cfg.model_dump_json()) == cfg
     assert TrainSetup.model_validate_json(setup.model_dump_json()) == setup
+
+
+def test_default_head_count_is_the_most_heads_of_at_least_head_dim_that_divide_the_width():
+    from timelaw.config import default_n_heads
+
+    assert [default_n_heads(d) for d in (768, 1024, 4096)] == [12, 16, 64]  # d_model // 64
+    assert default_n_heads(200) == 2  # 200 // 64 = 3 does not divide 200
+    assert default_n_heads(32) == 1  # narrower than one head
+    assert [default_n_heads(d, head_dim=32) for d in (96, 128, 192)] == [3, 4, 6]

@@ -11,7 +11,8 @@ from typing import Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-__all__ = ["TransformerConfig", "TrainSetup", "check_compatible", "default_d_ff", "BYTES_PER_ELEMENT", "GATED_MLPS"]
+__all__ = ["TransformerConfig", "TrainSetup", "check_compatible", "default_d_ff", "default_n_heads",
+           "DEFAULT_HEAD_DIM", "BYTES_PER_ELEMENT", "GATED_MLPS"]
 
 # Bytes of one activation element under each precision setting (mixed precision keeps fp32 master weights).
 BYTES_PER_ELEMENT = {"fp32": 4, "bf16": 2, "fp16": 2}
@@ -21,6 +22,15 @@ SWIGLU_MULTIPLE = 64
 
 
 GATED_MLPS = ("swiglu", "geglu")  # a gate and an up projection, multiplied: SiLU (SwiGLU) or GELU (GeGLU)
+
+
+DEFAULT_HEAD_DIM = 64  # GPT-2, GPT-3, Llama: heads of 64 channels
+
+
+def default_n_heads(d_model: int, head_dim: int = DEFAULT_HEAD_DIM) -> int:
+    """The most heads of at least `head_dim` channels that divide d_model (1 for a model narrower than one
+    head): d_model // head_dim whenever that divides d_model, as for every width a multiple of head_dim."""
+    return next(h for h in range(max(1, d_model // head_dim), 0, -1) if d_model % h == 0)
 
 
 def default_d_ff(d_model: int, mlp: str) -> int:

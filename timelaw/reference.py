@@ -21,7 +21,8 @@ from torch.utils.checkpoint import checkpoint
 
 from timelaw.config import TrainSetup, TransformerConfig
 
-__all__ = ["build_model", "Transformer", "make_optimizer", "train_step", "time_training_steps", "StepTiming"]
+__all__ = ["build_model", "Transformer", "make_optimizer", "train_step", "time_training_steps", "StepTiming",
+           "autocast"]
 
 
 class RMSNorm(nn.Module):
@@ -178,7 +179,8 @@ def make_optimizer(model: nn.Module, setup: TrainSetup) -> torch.optim.Optimizer
 _AUTOCAST_DTYPE = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def _autocast(device: torch.device, precision: str):
+def autocast(device: torch.device, precision: str):
+    """The autocast context of a training step in `precision` on `device` (disabled for fp32)."""
     if precision == "fp32":
         return torch.autocast(device.type, enabled=False)
     return torch.autocast(device.type, dtype=_AUTOCAST_DTYPE[precision])
@@ -193,7 +195,7 @@ def train_step(model: nn.Module, optimizer, batches, setup: TrainSetup):
     device = next(model.parameters()).device
     total = 0.0
     for inputs, targets in batches:
-        with _autocast(device, setup.precision):
+        with autocast(device, setup.precision):
             logits = model(inputs)
         loss = F.cross_entropy(logits.float().view(-1, logits.shape[-1]), targets.view(-1))
         (loss / len(batches)).backward()

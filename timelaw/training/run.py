@@ -13,7 +13,7 @@ import re
 from contextlib import contextmanager
 from typing import Iterable, Optional, Sequence
 
-from timelaw.config import TrainSetup, TransformerConfig
+from timelaw.config import TrainSetup, TransformerConfig, default_n_heads
 from timelaw.training.budget import parse_budget
 from timelaw.training.data import Corpus, load_corpus
 from timelaw.training.progress import Progress
@@ -24,12 +24,7 @@ __all__ = ["pilot", "size_config", "DEFAULT_SIZES"]
 
 DEFAULT_SIZES = ("64x2", "96x3", "128x4", "192x4")
 _SIZE = re.compile(r"^(\d+)x(\d+)(?:x(\d+))?$")
-HEAD_DIM = 32  # default head width for sizes given as WIDTHxDEPTH
-
-
-def _default_heads(d_model: int) -> int:
-    """The most heads of at least HEAD_DIM channels that divide d_model (1 for narrow models)."""
-    return next(h for h in range(max(1, d_model // HEAD_DIM), 0, -1) if d_model % h == 0)
+HEAD_DIM = 32  # pilot models are narrow: heads of 32 channels for sizes given as WIDTHxDEPTH
 
 
 def size_config(size, vocab_size: int, seq_len: int) -> TransformerConfig:
@@ -44,7 +39,8 @@ def size_config(size, vocab_size: int, seq_len: int) -> TransformerConfig:
         if not match:
             raise ValueError(f"size must be WIDTHxDEPTH or WIDTHxDEPTHxHEADS (e.g. 128x4, 128x4x4); got {size!r}")
         d_model, n_layers = int(match[1]), int(match[2])
-        fields = dict(d_model=d_model, n_layers=n_layers, n_heads=int(match[3] or _default_heads(d_model)))
+        heads = int(match[3] or default_n_heads(d_model, HEAD_DIM))
+        fields = dict(d_model=d_model, n_layers=n_layers, n_heads=heads)
     return TransformerConfig(**{**fields, "vocab_size": vocab_size, "seq_len": seq_len})
 
 

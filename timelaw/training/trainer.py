@@ -111,14 +111,14 @@ def heldout_loss(model, windows, setup: TrainSetup, batch_size: int = 32) -> flo
     import torch
     import torch.nn.functional as F
 
-    from timelaw.reference import _autocast
+    from timelaw.reference import autocast
 
     device = next(model.parameters()).device
     total, count = 0.0, 0
     model.eval()
     with torch.no_grad():
         for chunk in windows.split(batch_size):
-            with _autocast(device, setup.precision):
+            with autocast(device, setup.precision):
                 logits = model(chunk[:, :-1])
             targets = chunk[:, 1:]
             total += F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
