@@ -222,7 +222,7 @@ def test_interrupted_append_leaves_the_table_intact(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         pilot_table.append_row(path, {"N": 4, "D": 5, "loss": 6.0, "extra": "x"})
     assert path.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == ["runs.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.csv"]  # no temporary file, no lock file
 
 
 def test_jsonl_table_round_trip(tmp_path):
@@ -243,6 +243,9 @@ def test_cli(text_file, tmp_path, capsys):
                               "--seq-len", "32", "--batch", "4", "--out", str(out)])
     assert args.budget == [0.3]
     assert args.func(args) == 0
-    assert "16x1" in capsys.readouterr().out and len(read_rows(out)) == 1
+    printed = capsys.readouterr().out
+    # one budget: the default plan also trains 1/4 and 1/2 of it, so one size gives three runs
+    assert "16x1" in printed and sorted(r["budget_seconds"] for r in read_rows(out)) == [0.075, 0.15, 0.3]
+    assert "a law fit needs more than 5 runs" in printed  # 3 runs: it says so instead of suggesting a fit
     with pytest.raises(SystemExit):
         parser.parse_args(["pilot", "--data", "x", "--budget", "soon"])

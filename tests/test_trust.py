@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 
+import numpy as np
 import pytest
 from pydantic import ValidationError
 
@@ -139,3 +140,44 @@ def test_reversed_flops_are_refused(capsys):
     assert code == 2
     assert_one_clean_line(err)
     assert "--flops" in err and "LOW < HIGH" in err
+
+
+# --- pilot runs that can be fitted ----------------------------------------------------------------------------
+
+def test_one_pilot_budget_becomes_a_ladder_of_three():
+    from timelaw.training.cli import FIT_MIN_RUNS
+    from timelaw.training.run import DEFAULT_SIZES, budget_plan
+
+    assert budget_plan("10s") == [2.5, 5.0, 10.0]
+    assert budget_plan("10s", ladder=False) == [10.0]
+    assert budget_plan(["1m", "30s", "30s"]) == [30.0, 60.0]  # several budgets: exactly those, once each
+    # the default plan gives each default size three token counts, and more runs than the fit's constants
+    assert len(DEFAULT_SIZES) * len(budget_plan("10s")) == 12 > FIT_MIN_RUNS == 5
+
+
+def test_runs_csv_keeps_integers_and_leaves_no_lock_file(tmp_path):
+    from timelaw.training.table import append_row, read_rows
+
+    path = tmp_path / "runs.csv"
+    append_row(path, {"N": 123200, "D": 1844928, "loss": 3.5})
+    append_row(path, {"N": 456, "D": 7, "loss": 3.25})  # rewrites the table: the first row is read back
+    assert path.read_text().splitlines() == ["N,D,loss", "123200,1844928,3.5", "456,7,3.25"]
+    assert [row["D"] for row in read_rows(path)] == [1844928, 7]
+    assert [p.name for p in tmp_path.iterdir()] == ["runs.csv"]
+
+
+def test_a_fit_that_runs_onto_a_bound_warns_and_gives_no_interval_for_that_constant(capsys):
+    from timelaw.laws import DegenerateFitWarning
+    from timelaw.laws.cli import format_law
+
+    n_params = np.repeat(np.geomspace(1e6, 1e8, 4), 3)
+    tokens = np.tile(np.geomspace(1e8, 1e10, 3), 4) * (1 + 0.01 * np.arange(12))
+    loss = 2.0 + 500 / tokens**0.3  # no N term at all: the fit drives alpha onto its upper bound, 10
+    with pytest.warns(DegenerateFitWarning, match=r"do not identify alpha \(.*alpha = 10\).*no interval"):
+        law = timelaw.fit_loss_law({"N": n_params, "D": tokens, "loss": loss}, n_bootstrap=5, grid=32)
+    assert law.params_["alpha"] == pytest.approx(10.0)
+    assert "alpha" not in law.ci_ and {"E", "B", "beta"} <= set(law.ci_)
+    text = format_law(law)
+    assert "nan" not in text
+    alpha_line = [line for line in text.splitlines() if line.split()[:1] == ["alpha"]][0]
+    assert alpha_line.endswith("(none: not identified by these runs)")

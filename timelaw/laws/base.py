@@ -144,6 +144,8 @@ class LossLaw:
         if result.samples is not None:
             self.samples_ = np.where(self._log_mask(), np.exp(result.samples), result.samples)
             self.ci_, self.ci_level_ = self._intervals(self.samples_, ci_level), ci_level
+            for name in result.unidentified:  # on a bound: the bootstrap spread there means nothing
+                del self.ci_[name]
         self.provenance_ = provenance(
             method=result.method,
             data=table.source,

@@ -57,7 +57,12 @@ def format_law(law: LossLaw) -> str:
     level = f"{law.ci_level_:.0%} interval" if law.ci_ else "interval"
     lines = [f"{law.form} law: {law.equation}", f"  {'constant':<10} {'value':>12}   {level}"]
     for name, value in law.params_.items():
-        interval = f"[{law.ci_[name][0]:.5g}, {law.ci_[name][1]:.5g}]" if law.ci_ else "(none)"
+        if not law.ci_:
+            interval = "(none)"
+        elif name not in law.ci_ or not all(np.isfinite(law.ci_[name])):
+            interval = "(none: not identified by these runs)"
+        else:
+            interval = f"[{law.ci_[name][0]:.5g}, {law.ci_[name][1]:.5g}]"
         lines.append(f"  {name:<10} {value:>12.5g}   {interval}")
     if law.provenance_:
         lines.append(f"  fitted to {law.provenance_.get('data')}")

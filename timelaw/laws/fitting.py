@@ -32,6 +32,12 @@ COLLINEAR_R2 = 0.999  # log D explained this well by log N: the exponents cannot
 _LBFGS_OPTIONS = {"ftol": 1e-13, "gtol": 1e-10, "maxiter": 5000}  # the Huber sum is ~1e-3: go tight
 
 
+# A constant the runs cannot pin down runs to where the optimizer stops it: onto a bound (alpha = 10), or, for
+# a log-scaled constant with no bound, far beyond any plausible value (E = 1.6e-9: log E 19 below its box).
+_ON_BOUND = 1e-6  # |theta - bound| within this (relative to max(1, |bound|)): the bound is active
+_FAR_BEYOND_BOX = 10.0  # a log-scaled constant more than e^10 ~ 2e4 times outside its start box has run off
+
+
 class DegenerateFitWarning(UserWarning):
     """The runs cannot determine some constants (e.g. N and D move together), so the fit is not trustworthy."""
 
@@ -43,6 +49,7 @@ class FitResult:
     residuals: np.ndarray  # log(observed) - log(predicted) per run
     samples: np.ndarray | None  # bootstrap estimates of theta, one row per resample
     method: str  # the procedure in words, for provenance
+    unidentified: tuple = ()  # names of constants the runs did not identify (see unidentified_constants)
 
 
 def fit_runs(
@@ -68,6 +75,14 @@ def fit_runs(
         restarts = _distinct(np.array([theta for _, theta in optima]), BOOTSTRAP_STARTS)
         samples = _bootstrap(law_cls, restarts, logs, target, delta, n_bootstrap, seed) if n_bootstrap else None
     best_value, best_theta = optima[0]
+    unidentified = unidentified_constants(law_cls, best_theta)
+    if unidentified:
+        values = ", ".join(f"{name} = {law_cls.params_from_theta(best_theta)[name]:.3g}" for name in unidentified)
+        them = "it" if len(unidentified) == 1 else "them"
+        warnings.warn(
+            f"{law_cls.form} fit: the runs do not identify {', '.join(unidentified)} (the fit drove {them} to a "
+            f"bound or an extreme: {values}), so no interval is reported for {them}; train more sizes and "
+            "budgets, over a wider range", DegenerateFitWarning, stacklevel=4)
     residuals = target - law_cls.log_loss(best_theta, *logs)
     method = (
         f"sum over runs of Huber(delta={delta:g}) on log loss, log-sum-exp parametrisation; "
@@ -75,7 +90,21 @@ def fit_runs(
         f"{n_bootstrap} bootstrap resamples of the runs (seed {seed}), each refit from the "
         f"{len(restarts)} best distinct optima"
     )
-    return FitResult(best_theta, best_value, residuals, samples, method)
+    return FitResult(best_theta, best_value, residuals, samples, method, unidentified)
+
+
+def unidentified_constants(law_cls: Any, theta: np.ndarray) -> tuple:
+    """Names of the constants at `theta` that sit on a bound of the fit, or (log-scaled ones) run off far
+    beyond their start box: the runs did not determine them."""
+    names = []
+    for name, value in zip(law_cls.param_names, np.asarray(theta, dtype=float)):
+        lower, upper = _bound(law_cls, name)
+        on_bound = any(np.isfinite(b) and abs(value - b) <= _ON_BOUND * max(1.0, abs(b)) for b in (lower, upper))
+        low, high = law_cls.start_box[name]
+        ran_off = name in law_cls.log_scaled and not low - _FAR_BEYOND_BOX <= value <= high + _FAR_BEYOND_BOX
+        if on_bound or ran_off:
+            names.append(name)
+    return tuple(names)
 
 
 def starting_points(law_cls: Any, grid: Any) -> np.ndarray:

@@ -8,11 +8,17 @@ from __future__ import annotations
 import argparse
 import sys
 
+from timelaw.laws.forms import FORMS
 from timelaw.training.budget import parse_budget
+from timelaw.training.table import read_rows
 from timelaw.training.run import DEFAULT_SIZES
 from timelaw.training.schedule import SCHEDULES
 from timelaw.training.tokenizer import TOKENIZERS
 from timelaw.training.trainer import TrainOptions
+
+
+# `timelaw fit` fits a Chinchilla law by default: it needs more runs than the law has constants
+FIT_MIN_RUNS = len(FORMS["chinchilla"].param_names)
 
 
 def _budget(text: str) -> float:
@@ -31,7 +37,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "to a CSV/JSONL table that `timelaw fit` reads. Finished runs are not repeated.")
     p.add_argument("--data", required=True, help="a text file or a folder of text files")
     p.add_argument("--budget", required=True, nargs="+", type=_budget,
-                   help="training budget per run: 30s, 2m, 1h30m, ... (several: a grid over budgets)")
+                   help="training budget per run: 30s, 2m, 1h30m, ... One budget B also trains every size for "
+                        "B/4 and B/2, so that `timelaw fit` can tell N from D (see --no-ladder); several: "
+                        "exactly those budgets")
+    p.add_argument("--no-ladder", dest="ladder", action="store_false",
+                   help="with one budget, train only that budget (the runs then cannot be fitted alone)")
     p.add_argument("--sizes", nargs="+", default=list(DEFAULT_SIZES),
                    help=f"shapes WIDTHxDEPTH[xHEADS] (default: {' '.join(DEFAULT_SIZES)})")
     p.add_argument("--out", default="runs.csv", help="runs table, .csv or .jsonl (default: runs.csv)")
@@ -59,7 +69,8 @@ def run_pilot(args: argparse.Namespace) -> int:
         rows = pilot(args.data, args.budget, args.sizes, out=args.out, seeds=args.seeds, seq_len=args.seq_len,
                      micro_batch_size=args.batch, precision=args.precision, tokenizer=args.tokenizer,
                      bpe_vocab_size=args.bpe_vocab, max_train_tokens=args.max_train_tokens,
-                     pattern=args.pattern, options=options, threads=args.threads, device=args.device)
+                     pattern=args.pattern, options=options, threads=args.threads, device=args.device,
+                     ladder=args.ladder)
     except (ImportError, ValueError) as err:  # torch, or tokenizers for --tokenizer bpe; bad input
         from timelaw.cli_errors import report_error
 
@@ -69,7 +80,12 @@ def run_pilot(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 130
     print(format_rows(rows))
-    print(f"{len(rows)} runs in {args.out}; fit them with: timelaw fit {args.out}")
+    total = len(read_rows(args.out))
+    if total > FIT_MIN_RUNS:
+        print(f"{len(rows)} runs ({total} in {args.out}); fit them with: timelaw fit {args.out}")
+    else:
+        print(f"{len(rows)} runs ({total} in {args.out}); a law fit needs more than {FIT_MIN_RUNS} runs over "
+              f"several sizes and budgets: add budgets or sizes (or drop --no-ladder) before `timelaw fit`")
     return 0
 
 

@@ -20,9 +20,14 @@ from timelaw.training.progress import Progress
 from timelaw.training.table import append_curve, append_row, finished_run_ids, read_rows, run_id, run_row
 from timelaw.training.trainer import TrainOptions, train_for_budget
 
-__all__ = ["pilot", "size_config", "DEFAULT_SIZES"]
+__all__ = ["pilot", "size_config", "budget_plan", "DEFAULT_SIZES", "BUDGET_LADDER"]
 
 DEFAULT_SIZES = ("64x2", "96x3", "128x4", "192x4")
+# One budget alone trains each size once, and then N and D move together (D ~ tokens per second ~ 1/N): no
+# law with separate N and D terms can be fitted to that. Given one budget, the pilot also trains every size
+# for these fractions of it: the default 4 sizes x 3 budgets = 12 runs, more than twice the 5 constants of a
+# Chinchilla law, with each size at three token counts. Several budgets are taken as given.
+BUDGET_LADDER = (0.25, 0.5, 1.0)
 _SIZE = re.compile(r"^(\d+)x(\d+)(?:x(\d+))?$")
 HEAD_DIM = 32  # pilot models are narrow: heads of 32 channels for sizes given as WIDTHxDEPTH
 
@@ -64,16 +69,27 @@ def _torch_threads(threads: Optional[int]):
         torch.set_num_threads(before)
 
 
+def budget_plan(budget_seconds, ladder: bool = True) -> list[float]:
+    """The budgets, in seconds and ascending, that the pilot trains every size for: one budget B becomes
+    B x BUDGET_LADDER (B/4, B/2, B) unless ladder=False; several budgets are used as given."""
+    budgets = sorted({parse_budget(b) for b in _as_list(budget_seconds)})
+    if ladder and len(budgets) == 1:
+        budgets = [budgets[0] * fraction for fraction in BUDGET_LADDER]
+    return budgets
+
+
 def pilot(data, budget_seconds, sizes: Sequence = DEFAULT_SIZES, *, out="runs.csv", seeds: Iterable[int] = (0,),
           seq_len: int = 128, micro_batch_size: int = 16, precision: str = "fp32", tokenizer: str = "byte",
           bpe_vocab_size: int = 4096, heldout_fraction: float = 0.05, max_train_tokens: Optional[int] = None,
           pattern: str = "*", options: TrainOptions = TrainOptions(), threads: Optional[int] = None,
-          device: str = "cpu", progress: Optional[bool] = None) -> list[dict]:
+          device: str = "cpu", progress: Optional[bool] = None, ladder: bool = True) -> list[dict]:
     """Train every size for every budget (and seed) on `data`; return the rows of the grid's runs.
 
     data: a text file, a folder (files matching `pattern`), or a Corpus from load_corpus.
     budget_seconds: one budget or a list, each seconds or text like '30s', '2m', '1h'; it counts training
-    steps only. sizes: 'WIDTHxDEPTH[xHEADS]' strings, dicts of TransformerConfig fields, or configs.
+    steps only. One budget B also trains B/4 and B/2 (BUDGET_LADDER), so that a law can be fitted to the
+    runs; ladder=False trains B alone.
+    sizes: 'WIDTHxDEPTH[xHEADS]' strings, dicts of TransformerConfig fields, or configs.
     Finished runs found in `out` (.csv or .jsonl) are returned without training them again.
     """
     from timelaw._optional import require
@@ -82,7 +98,7 @@ def pilot(data, budget_seconds, sizes: Sequence = DEFAULT_SIZES, *, out="runs.cs
     corpus = data if isinstance(data, Corpus) else load_corpus(
         data, tokenizer, bpe_vocab_size=bpe_vocab_size, heldout_fraction=heldout_fraction,
         max_train_tokens=max_train_tokens, pattern=pattern)
-    budgets = sorted(parse_budget(b) for b in _as_list(budget_seconds))
+    budgets = budget_plan(budget_seconds, ladder)
     configs = [size_config(s, corpus.vocab_size, seq_len) for s in _as_list(sizes)]
     setup = TrainSetup(micro_batch_size=micro_batch_size, precision=precision)
     grid = [(b, c, s) for b in budgets for c in configs for s in _as_list(seeds)]  # short budgets first
