@@ -26,7 +26,7 @@ def test_trainer_state_rows_follow_the_log_history():
     assert list(table["D"]) == [e["step"] * TOKENS_PER_STEP for e in logged]
     final = state["log_history"][-1]
     evals = sum(e["eval_runtime"] for e in state["log_history"] if "eval_runtime" in e)
-    assert np.all(table["seconds_per_step"] == pytest.approx((final["train_runtime"] - evals) / 2000))
+    assert np.all(table["seconds_per_step"] == pytest.approx((final["train_runtime"] - evals) / state["global_step"]))
     # config.json beside the state: d 128, 4 layers, SwiGLU 384, untied 32000 vocabulary, multi-head
     n_by_hand = 2 * 32000 * 128 + 4 * (4 * 128 * 128 + 3 * 128 * 384 + 2 * 128) + 128
     assert set(table["N"]) == {n_by_hand}
@@ -160,3 +160,19 @@ def test_cli_predict_from_a_config_file(capsys):
     assert "predicted loss" in out and "d_model=768 n_layers=12" in out and "124.4M parameters" in out
     assert main(["predict", "--config", str(hf / "mixtral-8x7b-v0.1"), "--hours", "4"]) == 2
     assert "num_local_experts" in capsys.readouterr().err
+
+
+def test_from_your_own_runs_notebook_executes(tmp_path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    monkeypatch.setenv("TIMELAW_CACHE_DIR", str(tmp_path / "cache"))
+    notebook = nbformat.read(examples / "from_your_own_runs.ipynb", as_version=4)
+    nbclient.NotebookClient(notebook, timeout=60, kernel_name="python3",
+                            resources={"metadata": {"path": str(examples)}}).execute()
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    text = "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs)
+    assert "120 points of 3 run(s)" in text and "chinchilla law" in text
+    assert "predicted loss" in text and "my-a100-runs (measured" in text

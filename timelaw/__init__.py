@@ -43,7 +43,7 @@ from timelaw.plan import (
 )
 
 # Subpackages imported on first use: `reference` needs torch, the others are not needed to import timelaw.
-_LAZY_SUBMODULES = ("reference", "theory", "training")
+_LAZY_SUBMODULES = ("reference", "theory", "training", "runs", "configs")
 
 __all__ = [
     "__version__",

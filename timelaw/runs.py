@@ -34,7 +34,7 @@ import numpy as np
 from timelaw.config import TrainSetup, TransformerConfig
 
 __all__ = ["RunsTable", "LogFormatError", "read_trainer_state", "read_wandb_csv", "read_nanogpt_log",
-           "read_log", "read_logs", "concat", "DEFAULT_WARMUP_STEPS"]
+           "read_log", "read_logs", "concat", "profile_from_runs", "DEFAULT_WARMUP_STEPS"]
 
 DEFAULT_WARMUP_STEPS = 10  # optimizer steps whose times are left out (compilation, allocator, caches)
 COLUMNS = ("run", "step", "N", "D", "loss", "seconds_per_step", "N_non_embedding", "tokens_per_step", "source")
@@ -385,3 +385,37 @@ def read_logs(paths: Sequence, config=None, setup: TrainSetup | None = None, **o
     """Several runs' logs (read_log each) in one table."""
     return concat(read_log(p, config, setup, **options) for p in paths)
 
+
+def profile_from_runs(table: RunsTable, method: str = "flops", base_profile=None, name: Optional[str] = None,
+                      data: str = "training logs"):
+    """A DeviceProfile whose `method` step-time model is fitted to the runs' logged step times.
+
+    The base profile (a name, path or DeviceProfile; default this machine's) supplies the device constants
+    the model scales: peaks, bandwidths, the matmul sweep. `method="flops"` fits one utilisation and needs
+    one timed run; "roofline" needs at least as many distinct runs as it has terms (10). The profile is
+    marked measured (its coefficients come from real steps) but is never taken for this machine's default.
+    """
+    from timelaw.devices.profile import DeviceProfile
+    from timelaw.devices.registry import resolve_profile
+    from timelaw.provenance import provenance
+    from timelaw.timing import fit_time_model
+
+    timed = table.step_times()
+    measurements = list(timed.values())
+    base = resolve_profile(base_profile)
+    model = fit_time_model(measurements, method=method, profile=base)
+    errors = [abs(float(model.predict(c, s)) / t - 1) * 100 for c, s, t in measurements]
+    return DeviceProfile.from_spec(
+        base.spec, coefficients={method: model.coefficients},
+        validation={method: {"holdout_mape_percent": None, "holdout_max_ape_percent": None,
+                             "fit_mape_percent": float(np.mean(errors)), "n_fit": len(measurements),
+                             "n_holdout": 0}},
+        measurements={"steps_from_logs": [{"run": run, "config": c.model_dump(), "setup": s.model_dump(),
+                                           "seconds": t} for run, (c, s, t) in timed.items()]},
+        name=name or f"{base.name}-from-logs", source="measured",
+        description=f"{method} step-time model fitted to the logged step times of {len(measurements)} "
+                    f"run(s); device constants from {base.name}",
+        provenance=provenance(method=f"{method} fitted to logged step times (timelaw.runs)", data=data,
+                              source="fitted", base_profile=base.name,
+                              device={"name": base.name, "host": "(training logs, not this machine)"}),
+    )

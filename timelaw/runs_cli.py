@@ -146,47 +146,29 @@ def _fit_from_logs(args) -> int:
 def _calibrate_from_logs(args) -> int:
     from pydantic import ValidationError
 
-    from timelaw.devices.profile import DeviceProfile
-    from timelaw.devices.registry import resolve_profile, save_profile
-    from timelaw.provenance import provenance
-    from timelaw.timing import fit_time_model
+    from timelaw.devices.registry import save_profile
+    from timelaw.runs import profile_from_runs
+    from timelaw.timing import get_estimator
 
     try:
         table = _table(args, args.from_logs)
-        timed = table.step_times()  # run -> (config, setup, median seconds per step)
-        measurements = list(timed.values())
-        base = resolve_profile(args.base_profile)
-        model = fit_time_model(measurements, method=args.method, profile=base)
-        name = args.name or f"{base.name}-from-logs"
-        errors = [float(model.predict(c, s)) / t - 1 for c, s, t in measurements]
-        profile = DeviceProfile.from_spec(
-            base.spec, coefficients={args.method: model.coefficients},
-            validation={args.method: {"holdout_mape_percent": None, "holdout_max_ape_percent": None,
-                                      "fit_mape_percent": 100 * sum(map(abs, errors)) / len(errors),
-                                      "n_fit": len(measurements), "n_holdout": 0}},
-            measurements={"steps_from_logs": [
-                {"run": run, "config": c.model_dump(), "setup": s.model_dump(), "seconds": t}
-                for run, (c, s, t) in timed.items()]},
-            name=name, source="measured",
-            description=f"{args.method} step-time model fitted to the logged step times of "
-                        f"{len(measurements)} run(s); device constants from {base.name}",
-            provenance=provenance(
-                method=f"timelaw calibrate --from-logs ({args.method})", data=", ".join(map(str, args.from_logs)),
-                source="fitted", base_profile=base.name,
-                device={"name": base.name, "host": "(training logs, not this machine)"}),
-        )
+        profile = profile_from_runs(table, method=args.method, base_profile=args.base_profile, name=args.name,
+                                    data=", ".join(map(str, args.from_logs)))
         path = save_profile(profile, args.out)
     except (ValueError, TypeError, ValidationError) as err:
         return _report("calibrate", err)
+    model = get_estimator(profile, args.method)
+    runs = [{"run": run, "measured_seconds": t, "fitted_seconds": float(model.predict(c, s))}
+            for run, (c, s, t) in table.step_times().items()]
     if args.json:
-        print(json.dumps({"profile": name, "path": str(path), "method": args.method,
-                          "coefficients": model.coefficients,
-                          "runs": [{"run": run, "measured_seconds": t, "fitted_seconds": t * (1 + e)}
-                                   for run, (_, _, t), e in zip(timed, measurements, errors)]}, indent=1))
+        print(json.dumps({"profile": profile.name, "path": str(path), "method": args.method,
+                          "coefficients": profile.coefficients[args.method], "runs": runs}, indent=1))
         return 0
-    print(f"{args.method} step-time model fitted to {len(measurements)} run(s) from training logs "
-          f"(device constants: {base.name})")
-    for run, (_, _, seconds), error in zip(timed, measurements, errors):
-        print(f"  {run:24s} measured {seconds:9.4f} s/step   fitted {seconds * (1 + error):9.4f} ({error:+.1%})")
-    print(f"wrote profile {name!r} to {path} (use it as --profile {path if args.out else name})")
+    print(f"{args.method} step-time model fitted to {len(runs)} run(s) from training logs "
+          f"(device constants: {profile.provenance['base_profile']})")
+    for r in runs:
+        error = r["fitted_seconds"] / r["measured_seconds"] - 1
+        print(f"  {r['run']:24s} measured {r['measured_seconds']:9.4f} s/step   fitted {r['fitted_seconds']:9.4f} "
+              f"({error:+.1%})")
+    print(f"wrote profile {profile.name!r} to {path} (use it as --profile {path if args.out else profile.name})")
     return 0
