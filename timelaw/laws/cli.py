@@ -6,13 +6,15 @@ the exit code.
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from timelaw.laws.allocation import compute_optimal_exponents
 from timelaw.laws.base import LossLaw
-from timelaw.laws.fitting import DEFAULT_GRID
+from timelaw.laws.fitting import DEFAULT_GRID, DegenerateFitWarning
 from timelaw.laws.forms import FORMS, fit_loss_law
 
 
@@ -38,13 +40,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_fit(args: argparse.Namespace) -> int:
     try:
-        law = fit_loss_law(
-            args.runs, form=args.form, n_bootstrap=args.bootstrap, grid=args.grid, seed=args.seed, ci_level=args.level
-        )
+        with warnings.catch_warnings(record=True) as caught:  # shown as plain lines below, not with a source line
+            warnings.simplefilter("always", DegenerateFitWarning)
+            law = fit_loss_law(
+                args.runs, form=args.form, n_bootstrap=args.bootstrap, grid=args.grid, seed=args.seed,
+                ci_level=args.level,
+            )
     except (ValueError, TypeError) as err:
         from timelaw.cli_errors import report_error
 
         return report_error("fit", err)
+    for warning in caught:
+        if issubclass(warning.category, DegenerateFitWarning):
+            print(f"timelaw fit: warning: {warning.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     out = Path(args.out) if args.out else Path(f"{Path(args.runs).stem}.{args.form}.json")
     law.to_json(out)
     print(format_law(law))
