@@ -178,7 +178,10 @@ def test_prediction_fields_are_consistent():
     assert p.tokens == p.steps * p.tokens_per_step
     assert p.tokens_per_second == pytest.approx(p.tokens_per_step / p.seconds_per_step)
     assert p.n_params == count_params(GPT2).total == p.n_params_law
-    assert p.loss == pytest.approx(float(preset("epoch2024").predict(p.n_params, p.tokens)), rel=1e-12)
+    # The default law sees the shape, the batch and the vocabulary besides N and D.
+    expected = preset("composite2026").predict(p.n_params, p.tokens, d_model=768, n_layers=12,
+                                               batch_tokens=p.tokens_per_step, vocab_size=GPT2.vocab_size)
+    assert p.loss == pytest.approx(float(expected), rel=1e-12)
     assert sum(p.breakdown.values()) == pytest.approx(p.seconds_per_step, rel=1e-9)
     assert 0.05 < p.mfu < 1.0
     assert p.loss_low < p.loss < p.loss_high
@@ -189,7 +192,7 @@ def test_prediction_fields_are_consistent():
 def test_defaults_say_spec_sheet_and_default_law():
     p = predict_loss(GPT2, hours=4)
     assert p.spec_sheet and "UNCALIBRATED" in p.profile
-    assert p.law == "epoch2024" and p.default_law
+    assert p.law == "composite2026" and p.default_law
     assert any("spec sheet" in n for n in p.notes) and any("no law given" in n for n in p.notes)
     assert "spec sheet" in p.text and "note:" in str(p)
     explicit = predict_loss(GPT2, hours=4, law="hoffmann2022", profile=A100)
@@ -200,7 +203,8 @@ def test_kaplan_law_sees_non_embedding_parameters():
     p = predict_loss(GPT2, hours=4, profile=A100, law="kaplan2020")
     counts = count_params(GPT2)
     assert p.n_count == "non_embedding" and p.n_params_law == counts.non_embedding
-    assert p.loss == pytest.approx(float(preset("kaplan2020").predict(counts.non_embedding, p.tokens)), rel=1e-12)
+    expected = preset("kaplan2020").predict(counts.non_embedding, p.tokens, vocab_size=GPT2.vocab_size)
+    assert p.loss == pytest.approx(float(expected), rel=1e-12)
     forced = predict_loss(GPT2, hours=4, profile=A100, law="kaplan2020", n_count="total")
     assert forced.n_params_law == counts.total and forced.loss < p.loss
 

@@ -15,6 +15,8 @@ from timelaw.laws.allocation import (
     optimal_params_for_tokens,
 )
 from timelaw.laws.base import LossLaw
+from timelaw.laws.batch import CriticalBatch
+from timelaw.laws.ranges import FitRange
 from timelaw.laws.fitting import DegenerateFitWarning
 from timelaw.laws.forms import (
     FORMS,
@@ -22,6 +24,7 @@ from timelaw.laws.forms import (
     ComputeOnlyLaw,
     DataConstrainedLaw,
     KaplanLaw,
+    ShapeLaw,
     fit_loss_law,
     make_law,
 )
@@ -40,6 +43,9 @@ __all__ = [
     "LossLaw",
     "PRESET_NAMES",
     "RunTable",
+    "ShapeLaw",
+    "CriticalBatch",
+    "FitRange",
     "compute_optimal",
     "compute_optimal_exponents",
     "fit_loss_law",

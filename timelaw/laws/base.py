@@ -1,8 +1,15 @@
 """The loss-law interface shared by every form: parameters, prediction, bands, fitting, JSON.
 
-A form (see forms.py) supplies its equation as `log_loss(theta, log_n, log_d, log_u)`, vectorised, in a
-parametrisation `theta` where the scale constants are stored as logarithms (the log-sum-exp form the fits
-use). Everything else -- predicting, fitting, intervals, serialising -- is written once, here.
+A form (see forms.py) supplies its equation as `log_loss(theta, log_n, log_d, log_u, log_r)`, vectorised, in
+a parametrisation `theta` where the scale constants are stored as logarithms (the log-sum-exp form the fits
+use; log_r is the log aspect ratio d_model / n_layers, used by shape-aware forms). Everything else --
+predicting, the batch term, the bounds of a possible loss, fitting, intervals, ranges, serialising -- is
+written once, here.
+
+Bounds: a prediction given `vocab_size` never exceeds ln(vocab_size), the loss of a uniform guess (an
+untrained model), nor falls to the law's floor E. The law's excess x = L - E is mapped to
+x M / (x^p + M^p)^(1/p) with M = ln(vocab) - E: unchanged to 1e-6 where x < M / 10 (every fitted regime),
+saturating smoothly at ln(vocab) where the power law would diverge (D -> 0).
 """
 from __future__ import annotations
 
@@ -13,12 +20,18 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from dataclasses import replace
+
+from timelaw.laws.batch import CriticalBatch
 from timelaw.laws.fitting import DEFAULT_GRID, HUBER_DELTA, fit_runs
-from timelaw.laws.tables import read_runs
+from timelaw.laws.ranges import FitRange
+from timelaw.laws.tables import RunTable, read_runs
 from timelaw.provenance import provenance
 
 SCHEMA = "timelaw.loss_law/1"
 _POINTS_PER_CHUNK = 1 << 15  # bounds the memory of predict_interval on large grids
+_BOUND_POWER = 8.0  # sharpness of the soft ceiling at ln(vocab) (see the module doc)
+_BATCH_ITERATIONS = 2  # B_crit depends on the loss it helps predict: two fixed-point passes agree to ~1e-4
 
 
 class LossLaw:
@@ -31,6 +44,8 @@ class LossLaw:
       samples_     array (n_bootstrap, n_params) of bootstrap estimates, columns as `param_names`, or None
       residuals_   log(observed loss) - log(predicted loss) on the fitted runs, or None
       provenance_  dict saying where the constants come from (timelaw.provenance.provenance)
+      range_       FitRange: the N, D, shape and batch ranges the constants were fitted on, or None (unknown)
+      critical_batch_  CriticalBatch of the batch term (timelaw.laws.batch), or None: batch size ignored
     """
 
     form: ClassVar[str]
@@ -41,6 +56,7 @@ class LossLaw:
     bounds: ClassVar[dict[str, tuple[float | None, float | None]]] = {}  # theta bounds for L-BFGS-B
     separates_n_and_d: ClassVar[bool] = True  # False when loss depends on N and D only through C = 6 N D
     uses_unique_tokens: ClassVar[bool] = False
+    uses_shape: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -51,6 +67,8 @@ class LossLaw:
         samples: Any = None,
         residuals: Any = None,
         provenance: Mapping[str, Any] | None = None,
+        fit_range: FitRange | None = None,
+        critical_batch: CriticalBatch | None = None,
     ) -> None:
         self.params_ = None if params is None else self._checked_params(params)
         self.ci_ = None if ci is None else {name: (float(lo), float(hi)) for name, (lo, hi) in ci.items()}
@@ -58,16 +76,18 @@ class LossLaw:
         self.samples_ = None if samples is None else np.asarray(samples, dtype=float)
         self.residuals_ = None if residuals is None else np.asarray(residuals, dtype=float)
         self.provenance_ = None if provenance is None else dict(provenance)
+        self.range_ = fit_range
+        self.critical_batch_ = critical_batch
 
     # --- the equation -------------------------------------------------------------------------------
 
     @staticmethod
-    def log_loss(theta: np.ndarray, log_n, log_d, log_u=None):
-        """log L at (log N, log D, log U) for constants `theta`; implemented by each form."""
+    def log_loss(theta: np.ndarray, log_n, log_d, log_u=None, log_r=None):
+        """log L at (log N, log D, log U, log aspect ratio) for constants `theta`; implemented by each form."""
         raise NotImplementedError
 
     @classmethod
-    def log_loss_jac(cls, theta: np.ndarray, log_n, log_d, log_u=None) -> tuple[np.ndarray, np.ndarray]:
+    def log_loss_jac(cls, theta: np.ndarray, log_n, log_d, log_u=None, log_r=None) -> tuple[np.ndarray, np.ndarray]:
         """log L and its Jacobian (n_params, n_points) in theta; central differences unless a form overrides.
 
         All 2 n_params shifted thetas go through `log_loss` in one broadcast call (theta entries of shape
@@ -75,9 +95,9 @@ class LossLaw:
         """
         steps = 1e-6 * np.maximum(1.0, np.abs(theta))
         shifts = np.concatenate([np.diag(steps), -np.diag(steps)], axis=1)
-        shifted = cls.log_loss((theta[:, None] + shifts)[:, :, None], log_n, log_d, log_u)
+        shifted = cls.log_loss((theta[:, None] + shifts)[:, :, None], log_n, log_d, log_u, log_r)
         jac = (shifted[: len(theta)] - shifted[len(theta) :]) / (2 * steps[:, None])
-        return cls.log_loss(theta, log_n, log_d, log_u), jac
+        return cls.log_loss(theta, log_n, log_d, log_u, log_r), jac
 
     @classmethod
     def theta_from_params(cls, params: Mapping[str, float]) -> np.ndarray:
@@ -89,14 +109,20 @@ class LossLaw:
 
     # --- prediction -----------------------------------------------------------------------------------
 
-    def predict(self, N, D, unique_tokens=None):
+    def predict(self, N, D, unique_tokens=None, *, d_model=None, n_layers=None, batch_tokens=None,
+                vocab_size=None):
         """Final loss of a model with N parameters trained on D tokens (U unique tokens, if the form uses them).
 
+        d_model, n_layers: the shape, for shape-aware forms (ignored by the others; omitted: a typical shape).
+        batch_tokens: tokens per optimizer step; with a batch term (`critical_batch_`), tokens trained above
+          the critical batch count less. vocab_size: bounds the loss by ln(vocab_size) (see the module doc).
         Vectorised with numpy broadcasting; `unique_tokens` is ignored by forms that do not model repetition.
         """
-        return np.exp(self.log_loss(self._theta(), *_log_inputs(N, D, unique_tokens)))
+        inputs = self._inputs(N, D, unique_tokens, d_model, n_layers, batch_tokens, vocab_size)
+        return self._loss(self._theta(), inputs)
 
-    def predict_interval(self, N, D, unique_tokens=None, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+    def predict_interval(self, N, D, unique_tokens=None, level: float = 0.9, *, d_model=None, n_layers=None,
+                         batch_tokens=None, vocab_size=None) -> tuple[np.ndarray, np.ndarray]:
         """(low, high): the central `level` band of the loss over the bootstrap parameter samples."""
         if self.samples_ is None:
             raise ValueError(
@@ -105,16 +131,16 @@ class LossLaw:
             )
         if not 0 < level < 1:
             raise ValueError(f"level must be between 0 and 1 (exclusive), got {level}")
-        log_n, log_d, log_u = _log_inputs(N, D, unique_tokens)
-        shape, flat = _broadcast_flat(log_n, log_d, log_u)
+        inputs = self._inputs(N, D, unique_tokens, d_model, n_layers, batch_tokens, vocab_size)
+        shape, flat = _broadcast_flat(*inputs)
         thetas = np.where(self._log_mask(), np.log(self.samples_), self.samples_)
         quantiles = ((1 - level) / 2, (1 + level) / 2)
         low, high = np.empty(int(np.prod(shape))), np.empty(int(np.prod(shape)))
         for start in range(0, low.size, _POINTS_PER_CHUNK):
             part = slice(start, start + _POINTS_PER_CHUNK)
-            chunk = [None if x is None else x[part] for x in flat]
+            chunk = tuple(None if x is None else x[part] for x in flat)
             # All samples in one broadcast call: theta entries of shape (n_samples, 1) give (n_samples, n_points).
-            losses = np.exp(self.log_loss(thetas.T[:, :, None], *chunk))
+            losses = self._loss(thetas.T[:, :, None], chunk)
             low[part], high[part] = np.quantile(losses, quantiles, axis=0)
         return low.reshape(shape), high.reshape(shape)
 
@@ -136,7 +162,8 @@ class LossLaw:
         n_bootstrap: resamples of the runs for `ci_` and `samples_` (0 for none); `seed` makes them repeatable.
         """
         table = read_runs(runs)
-        result = fit_runs(type(self), table, grid=grid, delta=delta, n_bootstrap=n_bootstrap, seed=seed)
+        fitted_table = self._batch_discounted(table)
+        result = fit_runs(type(self), fitted_table, grid=grid, delta=delta, n_bootstrap=n_bootstrap, seed=seed)
         self.params_ = self.params_from_theta(result.theta)
         self.residuals_ = result.residuals
         self.samples_ = None
@@ -155,7 +182,23 @@ class LossLaw:
             objective=result.objective,
             n_runs=len(table),
         )
+        self.range_ = FitRange.of_runs(table.n_params, table.tokens, table.aspect_ratio, table.n_layers,
+                                       table.batch_tokens, source=table.source)
         return self
+
+    def _batch_discounted(self, table: RunTable) -> RunTable:
+        """The runs with D replaced by the tokens their batches are worth, when they say their batch.
+
+        B_crit is taken at each run's measured loss, so the discount needs no constants of the law itself.
+        A law without a batch term gets the published one (timelaw.laws.batch) when the runs carry batches.
+        """
+        if table.batch_tokens is None:
+            return table
+        if self.critical_batch_ is None:
+            self.critical_batch_ = CriticalBatch()
+        log_d = self.critical_batch_.log_effective_tokens(np.log(table.tokens), np.log(table.batch_tokens),
+                                                          table.loss)
+        return replace(table, tokens=np.exp(log_d))
 
     # --- serialisation --------------------------------------------------------------------------------
 
@@ -170,6 +213,8 @@ class LossLaw:
             "samples": None if self.samples_ is None else self.samples_.tolist(),
             "residuals": None if self.residuals_ is None else self.residuals_.tolist(),
             "provenance": self.provenance_,
+            "range": None if self.range_ is None else self.range_.to_dict(),
+            "critical_batch": None if self.critical_batch_ is None else self.critical_batch_.to_dict(),
         }
 
     def to_json(self, path: str | Path | None = None, indent: int | None = 1) -> str:
@@ -190,6 +235,9 @@ class LossLaw:
             samples=record.get("samples"),
             residuals=record.get("residuals"),
             provenance=record.get("provenance"),
+            fit_range=FitRange.from_dict(record.get("range")),
+            critical_batch=None if record.get("critical_batch") is None
+            else CriticalBatch.from_dict(record["critical_batch"]),
         )
 
     # --- helpers --------------------------------------------------------------------------------------
@@ -199,6 +247,48 @@ class LossLaw:
             return f"{type(self).__name__}()"
         shown = ", ".join(f"{name}={value:.6g}" for name, value in self.params_.items())
         return f"{type(self).__name__}({shown})"
+
+    def floor(self) -> float:
+        """The lowest loss the law allows: its irreducible term E (0 for forms without one)."""
+        return float(self.params_["E"]) if self.params_ and "E" in self.params_ else 0.0
+
+    def _inputs(self, N, D, unique_tokens, d_model, n_layers, batch_tokens, vocab_size) -> tuple:
+        """(log N, log D, log U, log aspect ratio, log batch, log vocab), None where not given or not used."""
+        log_n, log_d, log_u = _log_inputs(N, D, unique_tokens)
+        if (d_model is None) != (n_layers is None):
+            raise ValueError("give both d_model and n_layers (the shape), or neither")
+        log_r = None
+        if self.uses_shape and d_model is not None:
+            log_r = _log_positive(d_model, "d_model") - _log_positive(n_layers, "n_layers")
+        log_b = None
+        if batch_tokens is not None and self.critical_batch_ is not None:
+            log_b = _log_positive(batch_tokens, "batch_tokens")
+        log_v = None if vocab_size is None else _log_positive(vocab_size, "vocab_size")
+        return log_n, log_d, log_u, log_r, log_b, log_v
+
+    def _loss(self, theta, inputs) -> np.ndarray:
+        """The loss at `inputs` (from _inputs): the form's equation, the batch term, then the bounds."""
+        log_n, log_d, log_u, log_r, log_b, log_v = inputs
+        loss = self._bounded(theta, np.exp(self.log_loss(theta, log_n, log_d, log_u, log_r)), log_v)
+        if log_b is not None:
+            for _ in range(_BATCH_ITERATIONS):  # B_crit at the loss reached, which the batch itself lowers
+                log_d_eff = self.critical_batch_.log_effective_tokens(log_d, log_b, loss)
+                loss = self._bounded(theta, np.exp(self.log_loss(theta, log_n, log_d_eff, log_u, log_r)), log_v)
+        return loss
+
+    def _bounded(self, theta, loss, log_v):
+        """`loss` kept below ln(vocab) (when given) and above the floor E, smoothly (see the module doc)."""
+        if log_v is None:
+            return loss
+        floor = np.exp(theta[self.param_names.index("E")]) if "E" in self.param_names else 0.0
+        ceiling = log_v  # ln(vocab): the loss of a uniform guess, in nats
+        room = np.maximum(ceiling - floor, 1e-12)
+        excess = np.maximum(loss - floor, 0.0)
+        with np.errstate(over="ignore", invalid="ignore"):
+            ratio = excess / room
+            scaled = excess / np.power(1.0 + np.power(ratio, _BOUND_POWER), 1.0 / _BOUND_POWER)
+        # Where the law overflows (D -> 0) the ratio is inf: the bound is the ceiling itself.
+        return floor + np.where(np.isfinite(scaled), scaled, room)
 
     def _theta(self) -> np.ndarray:
         if self.params_ is None:
@@ -233,11 +323,11 @@ def _log_inputs(N, D, unique_tokens):
     return _log_positive(N, "N (parameters)"), _log_positive(D, "D (tokens)"), log_u
 
 
-def _broadcast_flat(log_n, log_d, log_u):
+def _broadcast_flat(*inputs):
     """The common shape of the inputs, and each input broadcast to it and flattened (None stays None)."""
-    present = [x for x in (log_n, log_d, log_u) if x is not None]
+    present = [x for x in inputs if x is not None]
     shape = np.broadcast_shapes(*(x.shape for x in present))
-    flat = [None if x is None else np.broadcast_to(x, shape).ravel() for x in (log_n, log_d, log_u)]
+    flat = [None if x is None else np.broadcast_to(x, shape).ravel() for x in inputs]
     return shape, flat
 
 

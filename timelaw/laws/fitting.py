@@ -65,7 +65,7 @@ def fit_runs(
         raise ValueError(
             f"a {law_cls.form} law has {n_params} constants, so it needs more than {n_params} runs; got {len(table)}"
         )
-    logs = _log_columns(table, law_cls.uses_unique_tokens)
+    logs = _log_columns(table, law_cls)
     target = np.log(table.loss)
     warn_if_degenerate(law_cls, table)
 
@@ -158,6 +158,9 @@ def _design_problems(law_cls: Any, log_n: np.ndarray, log_d: np.ndarray, table: 
             "so the exponents of N and D cannot be separated and the fitted constants are not meaningful; "
             "train several token counts per model size (e.g. IsoFLOP profiles)"
         )
+    if getattr(law_cls, "uses_shape", False) and table.aspect_ratio is not None and np.ptp(table.aspect_ratio) == 0:
+        problems.append("every run has the same aspect ratio d_model / n_layers, so the shape constants "
+                        "cannot be fitted; include runs of several shapes (e.g. equal N, different depth)")
     if law_cls.uses_unique_tokens:
         unique = table.unique_tokens
         if unique is None or not np.any(table.tokens > unique):
@@ -174,9 +177,17 @@ def _one_blas_thread():
     return threadpool_limits(limits=1, user_api="blas") if threadpool_limits else contextlib.nullcontext()
 
 
-def _log_columns(table: RunTable, use_unique: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    log_u = np.log(table.unique_tokens) if use_unique and table.unique_tokens is not None else None
-    return np.log(table.n_params), np.log(table.tokens), log_u
+def _log_columns(table: RunTable, law_cls: Any) -> tuple:
+    """(log N, log D, log U or None, log aspect ratio or None): the inputs of the form's log_loss."""
+    use_unique = law_cls.uses_unique_tokens and table.unique_tokens is not None
+    log_u = np.log(table.unique_tokens) if use_unique else None
+    log_r = None
+    if getattr(law_cls, "uses_shape", False):
+        if table.aspect_ratio is None:
+            raise ValueError(f"a {law_cls.form} law needs the shape of every run: add columns 'd_model' and "
+                             "'n_layers' to the runs table")
+        log_r = np.log(table.aspect_ratio)
+    return np.log(table.n_params), np.log(table.tokens), log_u, log_r
 
 
 def _bound(law_cls: Any, name: str) -> tuple[float, float]:

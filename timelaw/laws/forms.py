@@ -30,12 +30,12 @@ class ChinchillaLaw(LossLaw):
     bounds = {"alpha": _EXPONENT_BOUNDS, "beta": _EXPONENT_BOUNDS}
 
     @staticmethod
-    def log_loss(theta, log_n, log_d, log_u=None):
+    def log_loss(theta, log_n, log_d, log_u=None, log_r=None):
         e, a, b, alpha, beta = theta[:5]
         return np.logaddexp(np.logaddexp(a - alpha * log_n, b - beta * log_d), e)
 
     @classmethod
-    def log_loss_jac(cls, theta, log_n, log_d, log_u=None):
+    def log_loss_jac(cls, theta, log_n, log_d, log_u=None, log_r=None):
         # Analytic: the softmax weight of each term; this form is fitted most, so it is worth it.
         e, a, b, alpha, beta = theta
         n_term, d_term = a - alpha * log_n, b - beta * log_d
@@ -68,7 +68,7 @@ class DataConstrainedLaw(LossLaw):
     uses_unique_tokens = True
 
     @staticmethod
-    def log_loss(theta, log_n, log_d, log_u=None):
+    def log_loss(theta, log_n, log_d, log_u=None, log_r=None):
         if log_u is not None:
             log_n, log_d = _effective_logs(theta, log_n, log_d, log_u)
         return ChinchillaLaw.log_loss(theta, log_n, log_d)
@@ -88,7 +88,7 @@ class KaplanLaw(LossLaw):
     bounds = {"alpha_N": _EXPONENT_BOUNDS, "alpha_D": _EXPONENT_BOUNDS}
 
     @staticmethod
-    def log_loss(theta, log_n, log_d, log_u=None):
+    def log_loss(theta, log_n, log_d, log_u=None, log_r=None):
         log_nc, log_dc, alpha_n, alpha_d = theta
         return alpha_d * np.logaddexp(alpha_n / alpha_d * (log_nc - log_n), log_dc - log_d)
 
@@ -109,18 +109,47 @@ class ComputeOnlyLaw(LossLaw):
     separates_n_and_d = False
 
     @staticmethod
-    def log_loss(theta, log_n, log_d, log_u=None):
+    def log_loss(theta, log_n, log_d, log_u=None, log_r=None):
         e, a, gamma = theta
         return np.logaddexp(a - gamma * (LOG_FLOPS_PER_PARAM_TOKEN + log_n + log_d), e)
 
 
+class ShapeLaw(LossLaw):
+    """Chinchilla with a penalty on wide, shallow shapes: L = E + A (1 + (r / R0)^gamma) / N^alpha + B / D^beta.
+
+    r = d_model / n_layers is the aspect ratio. At equal N, very wide and shallow models train worse (Kaplan et
+    al. 2020 figure 5; Gemstones, McLeish et al. 2025): the penalty multiplies the parameter term, grows as a
+    power of r above R0 and vanishes for typical shapes (r << R0), where the law is Chinchilla's. The form was
+    chosen among several (depth penalties, a log-quadratic in r, discounted embeddings) by fitting the
+    Gemstones models under 200M parameters and predicting those of 475-543M (docs/laws.md); those data
+    therefore shaped the form and are no test of it. Without d_model and n_layers, predict assumes a
+    typical shape (no penalty).
+    """
+
+    form = "shape"
+    equation = "L = E + A (1 + (r / R0)^gamma) / N^alpha + B / D^beta, r = d_model / n_layers"
+    param_names = ("E", "A", "B", "alpha", "beta", "R0", "gamma")
+    log_scaled = frozenset({"E", "A", "B", "R0"})
+    start_box = {**_CHINCHILLA_BOX, "R0": (2.0, 8.0), "gamma": (0.1, 3.0)}
+    bounds = {**ChinchillaLaw.bounds, "R0": (0.0, 12.0), "gamma": _EXPONENT_BOUNDS}
+    uses_shape = True
+
+    @staticmethod
+    def log_loss(theta, log_n, log_d, log_u=None, log_r=None):
+        e, a, b, alpha, beta, log_r0, gamma = theta[:7]
+        n_term = a - alpha * log_n
+        if log_r is not None:
+            n_term = n_term + np.logaddexp(0.0, gamma * (log_r - log_r0))
+        return np.logaddexp(np.logaddexp(n_term, b - beta * log_d), e)
+
+
 FORMS: dict[str, type[LossLaw]] = {
-    law.form: law for law in (ChinchillaLaw, KaplanLaw, DataConstrainedLaw, ComputeOnlyLaw)
+    law.form: law for law in (ChinchillaLaw, KaplanLaw, DataConstrainedLaw, ComputeOnlyLaw, ShapeLaw)
 }
 
 
 def make_law(form: str, params: dict[str, float] | None = None, **attributes: Any) -> LossLaw:
-    """A law of the named form ("chinchilla", "kaplan", "data_constrained", "compute_only")."""
+    """A law of the named form ("chinchilla", "kaplan", "data_constrained", "compute_only", "shape")."""
     if form not in FORMS:
         raise ValueError(f"unknown loss-law form {form!r}; choose one of {', '.join(FORMS)}")
     return FORMS[form](params, **attributes)
@@ -136,7 +165,8 @@ def fit_loss_law(
     ci_level: float = 0.95,
     delta: float = HUBER_DELTA,
 ) -> LossLaw:
-    """Fit a loss law of `form` to runs (DataFrame, dict of arrays, or CSV/JSONL path with N, D or C, loss[, U]).
+    """Fit a loss law of `form` to runs (DataFrame, dict of arrays, or CSV/JSONL path with N, D or C, loss[, U];
+    d_model and n_layers for form="shape"; batch_tokens to fit on batch-discounted tokens, see base.LossLaw.fit).
 
     Huber loss (delta) on log loss, summed over runs, minimised with L-BFGS-B from `grid` starting points;
     `n_bootstrap` resamples of the runs give `ci_` at `ci_level` and `predict_interval`. Warns with

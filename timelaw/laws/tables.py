@@ -2,7 +2,8 @@
 
 A table is a pandas DataFrame, a dict of arrays, or a path to a CSV or JSONL file, with columns
 `N` (parameters), `D` (tokens) or `C` (training flops; then D = C / (6 N)), `loss`, and optionally
-`U` or `unique_tokens` (unique tokens, for data-constrained laws). Bad tables fail here, with a message
+`U` or `unique_tokens` (unique tokens, for data-constrained laws), `d_model` and `n_layers` (the shape, for
+the shape-aware law) and `batch_tokens` (tokens per optimizer step, for the batch term). Bad tables fail here, with a message
 naming the column, so nothing downstream re-checks them.
 """
 from __future__ import annotations
@@ -19,8 +20,9 @@ import numpy as np
 
 EXPECTED_COLUMNS = (
     "N (parameters), D (tokens) or C (training flops, D = C / (6 N)), loss, "
-    "and optionally U or unique_tokens"
+    "and optionally U or unique_tokens, d_model and n_layers, batch_tokens"
 )
+OPTIONAL_COLUMNS = ("d_model", "n_layers", "batch_tokens")
 UNIQUE_TOKEN_COLUMNS = ("U", "unique_tokens")
 
 
@@ -33,6 +35,13 @@ class RunTable:
     loss: np.ndarray
     unique_tokens: np.ndarray | None
     source: str
+    d_model: np.ndarray | None = None
+    n_layers: np.ndarray | None = None
+    batch_tokens: np.ndarray | None = None
+
+    @property
+    def aspect_ratio(self) -> np.ndarray | None:
+        return None if self.d_model is None or self.n_layers is None else self.d_model / self.n_layers
 
     def __len__(self) -> int:
         return len(self.loss)
@@ -72,12 +81,16 @@ def _table_from_columns(columns: Mapping[str, Any], source: str) -> RunTable:
     unique_name = next((name for name in UNIQUE_TOKEN_COLUMNS if name in columns), None)
     unique = _column(columns, unique_name) if unique_name else None
 
-    named = {"N": n_params, "D": tokens, "loss": loss}
+    optional = {name: _column(columns, name) for name in OPTIONAL_COLUMNS if name in columns}
+    if ("d_model" in optional) != ("n_layers" in optional):
+        raise ValueError("runs table has only one of 'd_model' and 'n_layers'; give both (the shape) or neither")
+
+    named = {"N": n_params, "D": tokens, "loss": loss, **optional}
     if unique is not None:
         named[unique_name] = unique
     if len({len(values) for values in named.values()}) > 1:
         raise ValueError(_length_message(named))
-    return RunTable(n_params, tokens, loss, unique, source=f"{source} ({len(loss)} runs)")
+    return RunTable(n_params, tokens, loss, unique, source=f"{source} ({len(loss)} runs)", **optional)
 
 
 def _column(columns: Mapping[str, Any], name: str) -> np.ndarray:

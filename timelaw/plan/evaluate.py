@@ -6,7 +6,7 @@ loss optimize reports for a shape is the loss predict_loss gives for it, to the 
     seconds_per_step = estimator(shapes, setup)
     steps            = floor(budget_seconds / seconds_per_step)      (whole optimizer steps)
     tokens           = steps x global_batch x seq_len
-    loss             = law(N, tokens, unique_tokens)                 (N: total or non-embedding, per the law)
+    loss             = law(N, tokens, unique_tokens, shape, batch, vocab)   (N: total or non-embedding, per the law)
 """
 from __future__ import annotations
 
@@ -41,6 +41,10 @@ class Evaluated:
 
     def n_for_law(self, n_count: str) -> np.ndarray:
         return self.n_total if n_count == "total" else self.n_non_embedding
+
+    def law_inputs(self) -> dict:
+        """What a law may see besides N and D: the shape, the batch and the vocabulary (see loss_for_tokens)."""
+        return law_inputs(self.shapes.d_model, self.shapes.n_layers, self.tokens_per_step, self.shapes.vocab_size)
 
     def take(self, index) -> "Evaluated":
         arrays = {name: getattr(self, name)[index] for name in _ARRAYS}
@@ -77,9 +81,18 @@ def steps_in(budget_seconds, seconds_per_step) -> np.ndarray:
     return np.floor(np.asarray(budget_seconds) / seconds_per_step)
 
 
-def loss_for_tokens(law_choice, n_params, tokens, unique_tokens=None) -> np.ndarray:
-    """The law's loss; infinite where no token is trained (a budget shorter than one step)."""
+def law_inputs(d_model, n_layers, tokens_per_step, vocab_size) -> dict:
+    """The keyword inputs of LossLaw.predict besides N, D and U."""
+    return {"d_model": d_model, "n_layers": n_layers, "batch_tokens": tokens_per_step, "vocab_size": vocab_size}
+
+
+def loss_for_tokens(law_choice, n_params, tokens, unique_tokens=None, **inputs) -> np.ndarray:
+    """The law's loss; infinite where no token is trained (a budget shorter than one step).
+
+    `inputs` (see law_inputs): the shape, the batch in tokens and the vocabulary, which bounds the loss by
+    ln(vocab_size); each law uses what its form sees.
+    """
     tokens = np.asarray(tokens, dtype=np.float64)
     trained = tokens > 0
-    loss = law_choice.law.predict(n_params, np.where(trained, tokens, 1.0), unique_tokens)
+    loss = law_choice.law.predict(n_params, np.where(trained, tokens, 1.0), unique_tokens, **inputs)
     return np.where(trained, loss, np.inf)

@@ -7,6 +7,7 @@ discrete, which adds scatter; more budgets give tighter intervals).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,6 +38,8 @@ class Exponent:
     level: float = 0.95
 
     def __str__(self) -> str:
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):  # two points: a slope, no interval
+            return f"{self.value:.3f} (no interval from two budgets)"
         return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
 
     def to_dict(self) -> dict:
@@ -145,7 +148,8 @@ def frontier(hours=None, *, minutes=None, seconds=None, profile=None, law=None,
     """
     if hours is None and minutes is None and seconds is None:
         hours = DEFAULT_HOURS
-    budgets = np.sort(np.atleast_1d(budget_seconds(hours=hours, minutes=minutes, seconds=seconds)))
+    # two budgets at least: the frontier's exponents are slopes across them
+    budgets = np.sort(np.atleast_1d(budget_seconds(hours=hours, minutes=minutes, seconds=seconds, at_least=2)))
     space = (space or SearchSpace()).updated(**space_options)
     estimator, device = resolve_device(profile, method)
     setup = resolve_setup(setup, device)

@@ -15,7 +15,7 @@ __all__ = [
     "resolve_setup", "single_budget",
 ]
 
-DEFAULT_LAW = "epoch2024"  # Besiroglu et al.'s refit of Chinchilla: the preset with intervals
+DEFAULT_LAW = "composite2026"  # epoch2024's Chinchilla terms + a shape penalty + a batch term (laws/presets.py)
 DEFAULT_DATA_LAW = "muennighoff2023"  # used instead when unique_tokens is given: it prices repeated data
 SECONDS_PER_UNIT = {"hours": 3600.0, "minutes": 60.0, "seconds": 1.0}
 
@@ -25,10 +25,11 @@ N_COUNT_OF_FORM = {"kaplan": "non_embedding"}
 N_COUNTS = ("total", "non_embedding")
 
 
-def budget_seconds(hours=None, minutes=None, seconds=None) -> np.ndarray:
+def budget_seconds(hours=None, minutes=None, seconds=None, *, at_least: int = 1) -> np.ndarray:
     """The budget in seconds, from exactly one of hours, minutes or seconds (a number or a sequence).
 
-    Raises ValueError naming the argument when none or several are given, or a value is not finite and > 0.
+    Raises ValueError naming the argument when none or several are given, a value is not finite and > 0, or
+    there are fewer than `at_least` different budgets; TypeError for a bool or text (hours=True is no budget).
     """
     given = {name: value for name, value in (("hours", hours), ("minutes", minutes), ("seconds", seconds))
              if value is not None}
@@ -36,12 +37,19 @@ def budget_seconds(hours=None, minutes=None, seconds=None) -> np.ndarray:
         names = ", ".join(given) or "none"
         raise ValueError(f"give exactly one budget: hours, minutes or seconds (got {names})")
     (name, value), = given.items()
+    items = value if isinstance(value, (list, tuple, np.ndarray)) else [value]
+    if any(isinstance(item, (bool, np.bool_, str, bytes)) for item in np.ravel(np.asarray(items, dtype=object))):
+        raise TypeError(f"{name} must be a number of {name} (or a sequence of them), got {value!r}")
     try:
         values = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a number > 0, got {value!r}") from None
-    if values.size == 0 or not np.all(np.isfinite(values) & (values > 0)):
+    if values.size == 0:
+        raise ValueError(f"{name} is empty: give {'a budget' if at_least <= 1 else f'at least {at_least} budgets'}")
+    if not np.all(np.isfinite(values) & (values > 0)):
         raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+    if np.unique(values).size < at_least:
+        raise ValueError(f"give at least {at_least} different budgets here, got {name}={value!r}")
     return values * SECONDS_PER_UNIT[name]
 
 
@@ -92,6 +100,9 @@ def resolve_law(law=None, unique_tokens=None, n_count: Optional[str] = None) -> 
         else:
             raise ValueError(f"law must be a preset ({', '.join(PRESET_NAMES)}), a law JSON file or a law "
                              f"object; got {name!r}")
+    elif not (isinstance(getattr(law, "form", None), str) and callable(getattr(law, "predict", None))):
+        raise TypeError(f"law must be a preset name ({', '.join(PRESET_NAMES)}), a law JSON path or a loss law "
+                        f"(timelaw.fit_loss_law, timelaw.laws.preset), or None; got {type(law).__name__} {law!r}")
     else:
         name = _law_name(law)
     if not getattr(law, "separates_n_and_d", True):
@@ -117,6 +128,8 @@ def resolve_setup(setup, device):
     from timelaw.config import TrainSetup
 
     if setup is not None:
+        if not isinstance(setup, TrainSetup):
+            raise TypeError(f"setup must be a timelaw.TrainSetup or None, got {type(setup).__name__} {setup!r}")
         return setup
     default = TrainSetup()
     try:

@@ -1,6 +1,7 @@
 """predict_loss: the final loss of one configuration trained for a wall-clock budget on one device."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -115,6 +116,29 @@ def check_memory(ev: Evaluated, device, cfg: TransformerConfig) -> None:
         )
 
 
+def law_notes(law_choice: LawChoice, excursions, inputs: dict, loss: float) -> list:
+    """What a reader should know about the law at this point: extrapolation, the batch term, the bounds."""
+    law, notes = law_choice.law, [f"outside the law's fitted range: {e.text}" for e in excursions]
+    if getattr(law, "range_", None) is None:
+        notes.append(f"{law_choice.name} does not record the range it was fitted on, so extrapolation is not checked")
+    if not getattr(law, "uses_shape", False):
+        notes.append(f"{law_choice.name} does not see the model's shape: at equal N every width and depth gets the "
+                     "same loss, so the planner favours the fastest (shallowest) shapes")
+    critical = getattr(law, "critical_batch_", None)
+    if critical is None:
+        notes.append(f"{law_choice.name} has no batch term: a larger batch looks free to it")
+    else:
+        ratio = float(inputs["batch_tokens"]) / float(critical.tokens(loss))
+        if ratio > 1:
+            notes.append(f"the batch ({float(inputs['batch_tokens']):,.0f} tokens) is {ratio:.2g} x the critical batch "
+                         f"at this loss ({float(critical.tokens(loss)):,.0f} tokens): each token counts "
+                         f"{1 / (1 + ratio):.0%} of a small-batch token")
+    if loss >= 0.9 * math.log(float(inputs["vocab_size"])):
+        notes.append(f"the loss is near ln(vocab) = {math.log(float(inputs['vocab_size'])):.2f}, a uniform guess: "
+                     "the model has barely started training")
+    return notes
+
+
 def _notes(device, law_choice: LawChoice, unique_tokens, epochs) -> tuple:
     notes = []
     if not device.calibrated:
@@ -143,8 +167,13 @@ def prediction_for(ev: Evaluated, budget: float, estimator, law_choice: LawChoic
                          f"({seconds:.4g} s) of this configuration")
     tokens = steps * float(ev.tokens_per_step)
     n_law = ev.n_for_law(law_choice.n_count)
-    loss = float(loss_for_tokens(law_choice, n_law, tokens, unique_tokens))
-    band = loss_band(law_choice, n_law, tokens, unique_tokens, loss, *time_uncertainty(estimator, device, method))
+    inputs = ev.law_inputs()
+    loss = float(loss_for_tokens(law_choice, n_law, tokens, unique_tokens, **inputs))
+    fit_range = getattr(law_choice.law, "range_", None)
+    excursions = [] if fit_range is None else fit_range.excursions(
+        float(n_law), tokens, cfg.d_model / cfg.n_layers, cfg.n_layers, float(ev.tokens_per_step))
+    band = loss_band(law_choice, n_law, tokens, unique_tokens, loss, *time_uncertainty(estimator, device, method),
+                     inputs=inputs, excursions=excursions)
     epochs = None if unique_tokens is None else tokens / float(unique_tokens)
     breakdown = estimator.breakdown(cfg, setup) if hasattr(estimator, "breakdown") else {method: seconds}
     flops = model_flops_per_step(ledger(ev.shapes, setup))
@@ -159,7 +188,7 @@ def prediction_for(ev: Evaluated, budget: float, estimator, law_choice: LawChoic
         profile=device.label, spec_sheet=not device.calibrated, law=law_choice.name,
         default_law=law_choice.is_default, method=method,
         unique_tokens=None if unique_tokens is None else float(unique_tokens),
-        notes=_notes(device, law_choice, unique_tokens, epochs),
+        notes=_notes(device, law_choice, unique_tokens, epochs) + tuple(law_notes(law_choice, excursions, inputs, loss)),
     )
 
 

@@ -13,9 +13,10 @@ from typing import Optional
 import numpy as np
 
 from timelaw.config import TrainSetup, TransformerConfig
-from timelaw.plan.evaluate import Evaluated, evaluate, loss_for_tokens, steps_in, training_memory
+from timelaw.plan.evaluate import Evaluated, evaluate, law_inputs, loss_for_tokens, steps_in, training_memory
 from timelaw.plan.inputs import LawChoice, resolve_device, resolve_law, resolve_setup, single_budget
 from timelaw.plan.predict import GIB, Prediction, predict_resolved
+from timelaw.plan.bounds import bound_note, bounds_hit
 from timelaw.plan.space import SearchSpace, candidate_batches
 
 __all__ = ["Candidates", "Outcome", "Plan", "optimize", "price_candidates"]
@@ -42,7 +43,7 @@ class Candidates:
     def _columns(self) -> dict:
         names = ("seconds_per_step", "tokens_per_step", "n_total", "n_non_embedding", "memory_bytes")
         cols = {n: np.concatenate([getattr(p, n) for p in self.parts]) for n in names}
-        for n in ("d_model", "n_layers", "n_heads", "seq_len", "micro_batch_size", "grad_accum_steps"):
+        for n in ("d_model", "n_layers", "n_heads", "seq_len", "micro_batch_size", "grad_accum_steps", "vocab_size"):
             cols[n] = np.concatenate([np.broadcast_to(getattr(p.shapes, n), p.n_total.shape) for p in self.parts])
         cols["mlp"] = np.concatenate([np.full(p.n_total.shape, p.shapes.mlp) for p in self.parts])
         return cols
@@ -96,12 +97,22 @@ class Outcome:
             finite = finite[np.argpartition(self.loss[finite], top - 1)[:top]]
         return finite[np.lexsort((-self.tokens[finite], self.loss[finite]))]
 
+    def ranked_shapes(self, candidates: "Candidates", top: int) -> np.ndarray:
+        """Indices of the `top` best distinct shapes (width, depth, MLP, context), each at its best heads and
+        batch, best first: a table of ten batch sizes of one shape teaches nothing."""
+        order = self.ranked()
+        key = np.stack([candidates.column(n)[order] for n in ("d_model", "n_layers", "seq_len")], axis=1)
+        mlp = np.unique(candidates.column("mlp")[order], return_inverse=True)[1].reshape(-1, 1)
+        _, first = np.unique(np.concatenate([key, mlp], axis=1), axis=0, return_index=True)
+        return order[np.sort(first)[:top]]
+
 
 def outcome(candidates: Candidates, budget: float, law_choice: LawChoice, unique_tokens, min_steps: int) -> Outcome:
     steps = steps_in(budget, candidates.column("seconds_per_step"))
     tokens = steps * candidates.column("tokens_per_step")
     n_law = candidates.column("n_total" if law_choice.n_count == "total" else "n_non_embedding")
-    loss = loss_for_tokens(law_choice, n_law, tokens, unique_tokens)
+    inputs = law_inputs(*(candidates.column(n) for n in ("d_model", "n_layers", "tokens_per_step", "vocab_size")))
+    loss = loss_for_tokens(law_choice, n_law, tokens, unique_tokens, **inputs)
     return Outcome(budget, steps, tokens, np.where(steps >= max(min_steps, 1), loss, np.inf))
 
 
@@ -151,6 +162,7 @@ class Plan:
     search_seconds: float
     space: SearchSpace
     notes: tuple = ()
+    bounds: tuple = ()  # the search-space limits the optimum touches (see plan.bounds)
     _candidates: Candidates = field(default=None, repr=False, compare=False)
     _outcome: Outcome = field(default=None, repr=False, compare=False)
 
@@ -174,7 +186,7 @@ class Plan:
         return {"best": self.best.to_dict(), "table": self.table, "budget_seconds": self.budget_seconds,
                 "n_candidates": self.n_candidates, "n_priced": self.n_priced, "n_eligible": self.n_eligible,
                 "search_seconds": self.search_seconds, "candidates_per_second": self.candidates_per_second,
-                "notes": list(self.notes)}
+                "notes": list(self.notes), "bounds": list(self.bounds)}
 
     @property
     def text(self) -> str:
@@ -183,7 +195,10 @@ class Plan:
         head = (f"searched {self.n_candidates:,} candidate shapes in {self.search_seconds:.2f} s "
                 f"({self.candidates_per_second:,.0f}/s): {self.n_priced:,} fit in memory, "
                 f"{self.n_eligible:,} meet every constraint")
-        return "\n".join([head, "", "best:", self.best.text, "", format_table(self.table)])
+        lines = [head, "", "best:", self.best.text]
+        if self.bounds:
+            lines.append("  " + bound_note(self.bounds))
+        return "\n".join(lines + ["", "the best distinct shapes, each at its best batch:", format_table(self.table)])
 
     def __str__(self) -> str:
         return self.text
@@ -218,15 +233,24 @@ def optimize(hours=None, minutes=None, seconds=None, *, profile=None, law=None, 
     start = time.perf_counter()
     candidates = price_candidates(space, setup, estimator)
     result = outcome(candidates, budget, law_choice, unique_tokens, space.min_steps)
-    ranked = result.ranked(top)
+    ranked = result.ranked_shapes(candidates, top)
     search_seconds = time.perf_counter() - start
     if ranked.size == 0:
         raise _no_candidate(space, candidates, budget)
     cfg, best_setup = candidates.config_and_setup(int(ranked[0]))
     best = predict_resolved(cfg, budget, best_setup, estimator, law_choice, unique_tokens, method)
+    hits = optimum_bounds(space, best)
     return Plan(
         best=best, table=table_rows(candidates, result, ranked), budget_seconds=budget,
         n_candidates=candidates.n_generated, n_priced=candidates.size,
         n_eligible=int(np.isfinite(result.loss).sum()), search_seconds=search_seconds, space=space,
-        notes=best.notes, _candidates=candidates, _outcome=result,
+        notes=best.notes + ((bound_note(hits),) if hits else ()), bounds=hits, _candidates=candidates,
+        _outcome=result,
     )
+
+
+def optimum_bounds(space: SearchSpace, best: Prediction) -> tuple[str, ...]:
+    """The search-space limits the chosen Prediction touches."""
+    c = best.config
+    return bounds_hit(space, c.d_model, c.n_layers, best.tokens_per_step, best.setup.micro_batch_size,
+                      best.n_params, best.steps)

@@ -28,11 +28,12 @@ class SearchSpace:
     device's memory, have between `min_params` and `max_params` parameters (total), an aspect ratio
     d_model / n_layers in [aspect_ratio_min, aspect_ratio_max], and get at least `min_steps` optimizer steps.
 
-    Why the shape and batch bounds: the loss laws see only N and D. Kaplan et al. 2020 (section 3.1) found
-    loss depends only weakly on depth versus width within reasonable limits, and the laws were fitted on
-    such models; outside them (a 2-layer model 2000 wide) the law's N says nothing, yet the step-time model
-    would always pick the fastest, shallowest shape. Likewise the laws know nothing of batch size, so
-    without a floor on optimizer steps the largest batch would always look free.
+    The bounds are wide by default: the default law (composite2026) prices shape and batch, so the optimum
+    is where speed stops paying for them, not at a bound (Plan.bounds says when it is). With a law that sees
+    only N and D (epoch2024, ...), narrow them by hand: such a law gives every shape of equal N the same loss
+    and every batch the same value per token, so the fastest, shallowest shape at the largest batch would win
+    (Kaplan et al. 2020, section 3.1, found depth versus width matters little only within reasonable limits,
+    aspect ratios of about 20-200).
     """
 
     d_model_min: int = 128
@@ -41,10 +42,10 @@ class SearchSpace:
     n_layers: tuple = DEFAULT_LAYERS
     head_dim_min: int = 64
     head_dim_max: int = 128
-    aspect_ratio_min: float = 16.0
-    aspect_ratio_max: float = 256.0
-    tokens_per_step: tuple = (2 ** 15, 2 ** 16, 2 ** 17, 2 ** 18, 2 ** 19)
-    micro_batch_sizes: tuple = (1, 2, 4, 8, 16, 32, 64)
+    aspect_ratio_min: float = 1.0
+    aspect_ratio_max: float = 4096.0
+    tokens_per_step: tuple = tuple(2 ** k for k in range(12, 24))
+    micro_batch_sizes: tuple = (1, 2, 4, 8, 16, 32, 64, 128, 256)
     seq_lens: tuple = (1024,)
     mlps: tuple = ("gelu",)
     vocab_size: int = 50257

@@ -78,7 +78,7 @@ def _ridge_variants(law) -> list:
     for name, (lo, hi) in ci.items():
         if name not in paired and name in params:
             variants += [{**params, name: lo}, {**params, name: hi}]
-    return [type(law)(p) for p in variants]
+    return [type(law)(p, critical_batch=law.critical_batch_) for p in variants]
 
 
 def run_scatter(law) -> tuple[float, int] | None:
@@ -90,11 +90,11 @@ def run_scatter(law) -> tuple[float, int] | None:
     return math.sqrt(float(np.sum(residuals ** 2)) / (residuals.size - len(law.param_names))), int(residuals.size)
 
 
-def law_deviations(law_choice, n, tokens, unique_tokens, loss) -> tuple[float, float, str] | None:
+def law_deviations(law_choice, n, tokens, unique_tokens, loss, inputs=None) -> tuple[float, float, str] | None:
     """(loss - low, high - loss, description) from the law's own uncertainty and, for a fitted law, its runs'
-    scatter around it; None if the law carries neither."""
+    scatter around it; None if the law carries neither. `inputs`: the law's other inputs (evaluate.law_inputs)."""
     law = law_choice.law
-    mean_law = _mean_law_deviations(law, n, tokens, unique_tokens, loss)
+    mean_law = _mean_law_deviations(law, n, tokens, unique_tokens, loss, inputs or {})
     scatter = run_scatter(law)
     if scatter is None:
         return mean_law
@@ -107,13 +107,13 @@ def law_deviations(law_choice, n, tokens, unique_tokens, loss) -> tuple[float, f
     return math.hypot(mean_law[0], down), math.hypot(mean_law[1], up), f"{mean_law[2]} and the {what}"
 
 
-def _mean_law_deviations(law, n, tokens, unique_tokens, loss) -> tuple[float, float, str] | None:
+def _mean_law_deviations(law, n, tokens, unique_tokens, loss, inputs) -> tuple[float, float, str] | None:
     """The uncertainty of the law's constants alone: bootstrap samples, else intervals, else None."""
     if getattr(law, "samples_", None) is not None:
-        low, high = law.predict_interval(n, tokens, unique_tokens, level=BAND_LEVEL)
+        low, high = law.predict_interval(n, tokens, unique_tokens, level=BAND_LEVEL, **inputs)
         return loss - float(low), float(high) - loss, f"law's {BAND_LEVEL:.0%} bootstrap band"
     if getattr(law, "ci_", None):
-        losses = np.array([float(v.predict(n, tokens, unique_tokens)) for v in _ridge_variants(law)])
+        losses = np.array([float(v.predict(n, tokens, unique_tokens, **inputs)) for v in _ridge_variants(law)])
         shifts = losses.reshape(-1, 2) - loss  # one row per constant (or ridge): its two interval ends
         # each constant contributes its largest move either way; independent constants add in quadrature
         down = math.sqrt(float(np.sum(np.clip(-shifts, 0, None).max(axis=1) ** 2)))
@@ -134,16 +134,29 @@ def law_band_coverage(law_choice, n, tokens, measured, unique_tokens=None) -> fl
     return float(np.mean(inside))
 
 
-def loss_band(law_choice, n, tokens, unique_tokens, loss, time_error: float, time_source: str) -> Band:
-    """The loss band around `loss` for `tokens` trained by a model with law-N `n`."""
-    slower = float(loss_for_tokens(law_choice, n, tokens / (1.0 + time_error), unique_tokens))
-    faster = float(loss_for_tokens(law_choice, n, tokens * (1.0 + time_error), unique_tokens))
+def extrapolation_factor(excursions) -> float:
+    """How much wider the law's band gets outside its fitted range: 1 + the decades outside, summed over the
+    quantities (tokens per parameter left out: it follows from N and D)."""
+    return 1.0 + sum(e.decades for e in excursions if e.name != "tokens_per_param")
+
+
+def loss_band(law_choice, n, tokens, unique_tokens, loss, time_error: float, time_source: str,
+              inputs=None, excursions=()) -> Band:
+    """The loss band around `loss` for `tokens` trained by a model with law-N `n` (other law inputs in
+    `inputs`); the law's part widens by extrapolation_factor(excursions) outside its fitted range."""
+    inputs = inputs or {}
+    slower = float(loss_for_tokens(law_choice, n, tokens / (1.0 + time_error), unique_tokens, **inputs))
+    faster = float(loss_for_tokens(law_choice, n, tokens * (1.0 + time_error), unique_tokens, **inputs))
     down, up = loss - faster, slower - loss
     parts = [time_source]
-    law_part = law_deviations(law_choice, n, tokens, unique_tokens, loss)
+    law_part = law_deviations(law_choice, n, tokens, unique_tokens, loss, inputs)
     if law_part is None:
         parts.append("the law carries no intervals, so its own uncertainty is not included")
     else:
-        down, up = math.hypot(down, law_part[0]), math.hypot(up, law_part[1])
-        parts.append(law_part[2])
-    return Band(low=loss - down, high=loss + up, description="; ".join(parts))
+        widen = extrapolation_factor(excursions)
+        down, up = math.hypot(down, widen * law_part[0]), math.hypot(up, widen * law_part[1])
+        parts.append(law_part[2] if widen == 1 else f"{law_part[2]}, x{widen:.2f} outside the law's fitted range")
+    # A band is a range of possible losses too: never above a uniform guess, never below the law's floor.
+    ceiling = math.log(float(inputs["vocab_size"])) if inputs.get("vocab_size") is not None else math.inf
+    floor = law_choice.law.floor() if hasattr(law_choice.law, "floor") else 0.0
+    return Band(low=max(loss - down, floor), high=min(loss + up, ceiling), description="; ".join(parts))

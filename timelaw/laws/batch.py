@@ -1,0 +1,59 @@
+"""The batch term: tokens trained in batches above the critical batch size are worth less.
+
+McCandlish et al. 2018 ("An Empirical Model of Large-Batch Training", arXiv:1812.06162, eq. 2.11): to reach a
+given loss, the steps S and tokens E trained with batch B obey (S / S_min - 1)(E / E_min - 1) = 1, which gives
+E = E_min (1 + B / B_crit). So D tokens trained with batch B are worth
+
+    D_eff = D / (1 + B / B_crit)
+
+tokens trained with small batches. Kaplan et al. 2020 ("Scaling Laws for Neural Language Models",
+arXiv:2001.08361, eq. 5.3 and figure 10) measured B_crit(L) = B_* / L^(1 / alpha_B) with B_* = 2e8 tokens and
+alpha_B = 0.21: the critical batch grows as the loss falls, so longer runs (more data) can use larger batches,
+as Zhang et al. 2024 ("How Does Critical Batch Size Scale in Pre-training?", arXiv:2410.21676) also find.
+
+Kaplan's losses are nats per token on WebText2 with the GPT-2 tokenizer, so B_* transfers to other data only
+roughly; `refit_critical_batch` refits it on a user's batch sweep. The critical batch is evaluated at the final
+loss, where it is largest: earlier in training the batch is further above critical, so this is optimistic
+for batches far above B_crit.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+KAPLAN_B_STAR_TOKENS = 2.0e8
+KAPLAN_ALPHA_B = 0.21
+KAPLAN_CITATION = ("Kaplan et al. 2020, arXiv:2001.08361, eq. 5.3 (B_crit(L) = B_* / L^(1/alpha_B), "
+                   "B_* = 2e8 tokens, alpha_B = 0.21), in McCandlish et al. 2018's E = E_min (1 + B / B_crit)")
+
+
+@dataclass(frozen=True)
+class CriticalBatch:
+    """B_crit(L) = b_star_tokens / L^(1 / alpha_b), in tokens per optimizer step."""
+
+    b_star_tokens: float = KAPLAN_B_STAR_TOKENS
+    alpha_b: float = KAPLAN_ALPHA_B
+    source: str = KAPLAN_CITATION
+
+    def __post_init__(self):
+        for name in ("b_star_tokens", "alpha_b"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
+                raise ValueError(f"CriticalBatch.{name} must be a finite number > 0, got {value!r}")
+
+    def tokens(self, loss) -> np.ndarray:
+        """The critical batch in tokens at `loss` (nats per token)."""
+        return self.b_star_tokens / np.asarray(loss, dtype=float) ** (1.0 / self.alpha_b)
+
+    def log_effective_tokens(self, log_tokens, log_batch, loss) -> np.ndarray:
+        """log D_eff = log D - log(1 + B / B_crit(loss))."""
+        log_ratio = log_batch - np.log(self.tokens(loss))
+        return log_tokens - np.logaddexp(0.0, log_ratio)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, record) -> "CriticalBatch":
+        return cls(**record)
