@@ -260,7 +260,8 @@ def test_quick_cpu_calibration_predicts_fresh_steps(tmp_path):
     Both the calibration and the fresh steps count process CPU time (one thread), as calibrate does on CPU.
     """
     out = tmp_path / "cpu.json"
-    profile = calibrate(device="cpu", out=out, plan=TINY_PLAN, threads=1, progress=False)
+    profile = calibrate(device="cpu", out=out, plan=TINY_PLAN, threads=1, progress=False,
+                        max_holdout_mape_percent=None)
     assert json.loads(out.read_text())["source"] == "measured"
     assert profile.calibrated and set(profile.coefficients) == {"flops", "memcopy", "roofline"}
     fresh = [TransformerConfig(d_model=96, n_layers=3, n_heads=2, vocab_size=1024, seq_len=96),

@@ -246,7 +246,9 @@ def time_training_steps(
     now = CLOCKS[clock]
     device = torch.device(device)
     torch.manual_seed(seed)
-    model = build_model(cfg, setup).to(device)
+    with device:  # parameters are created and initialised on the device, not built on the CPU and copied
+        model = build_model(cfg, setup)
+    model = model.to(device)
     optimizer = make_optimizer(model, setup)
     batches = random_batches(cfg, setup, device, torch.Generator().manual_seed(seed))
     seconds = []

@@ -44,14 +44,25 @@ def _worker(rank: int, world_size: int, backend: str, init_file: str, out_file: 
     dist.destroy_process_group()
 
 
-def measure_allreduce(world_size: int, backend: str, sizes=None, repeats: int = 5) -> tuple[list, list]:
-    """(message bytes, median seconds) of float32 all-reduce across `world_size` local processes."""
+def measure_allreduce(world_size: int, backend: str, sizes=None, repeats: int = 5,
+                      timeout_seconds: float | None = None) -> tuple[list, list]:
+    """(message bytes, median seconds) of float32 all-reduce across `world_size` local processes.
+
+    Raises TimeoutError (after ending the processes) if they have not finished within timeout_seconds.
+    """
     import torch.multiprocessing as mp
 
     sizes = list(sizes or MESSAGE_BYTES)
     with tempfile.TemporaryDirectory() as tmp:
         init_file, out_file = os.path.join(tmp, "init"), os.path.join(tmp, "seconds")
-        mp.spawn(_worker, args=(world_size, backend, init_file, out_file, sizes, repeats), nprocs=world_size,
-                 join=True)
+        context = mp.spawn(_worker, args=(world_size, backend, init_file, out_file, sizes, repeats),
+                           nprocs=world_size, join=False)
+        deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
+        while not context.join(timeout=1.0):
+            if deadline is not None and time.monotonic() > deadline:
+                for process in context.processes:
+                    if process.is_alive():
+                        process.terminate()
+                raise TimeoutError(f"{world_size}-rank {backend} all-reduce did not finish in {timeout_seconds:g} s")
         seconds = [float(s) for s in Path(out_file).read_text().split(",")]
     return [float(s) for s in sizes], seconds

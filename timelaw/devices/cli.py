@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+
+MAX_HOLDOUT_MAPE = 25.0  # = calibrate.DEFAULT_MAX_HOLDOUT_MAPE (not imported: `timelaw --help` stays light)
 
 
 def register(subparsers) -> None:
@@ -16,7 +19,15 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="CPU threads for torch while measuring (CPU devices)")
     p.add_argument("--allreduce", action="store_true",
-                   help="on CPU, also measure gloo all-reduce between 2 processes (GPUs: automatic if >1)")
+                   help="also measure all-reduce: NCCL between this machine's GPUs, gloo between 2 CPU processes")
+    p.add_argument("--allreduce-timeout", type=float, default=120.0, metavar="SECONDS",
+                   help="give up on an all-reduce group size after this long (default 120)")
+    p.add_argument("--time-budget", type=float, metavar="SECONDS",
+                   help="wall-clock budget: no timing pass starts that would end after it (default: the plan's, "
+                        "150 s for a quick CPU run, 120 s for a quick GPU run)")
+    p.add_argument("--max-holdout-mape", type=float, default=MAX_HOLDOUT_MAPE, metavar="PERCENT",
+                   help="refuse to save a profile whose fit misses its own held-out steps by more than this "
+                        f"(default {MAX_HOLDOUT_MAPE:g})")
     p.set_defaults(func=_calibrate)
 
     p = subparsers.add_parser("profiles", help="list known device profiles")
@@ -25,13 +36,21 @@ def register(subparsers) -> None:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
+    try:
+        import torch  # noqa: F401  (calibration measures with it)
+    except ImportError:
+        print('timelaw calibrate needs torch, which is not installed: pip install "timelaw[torch]"',
+              file=sys.stderr)
+        return 1
     from timelaw.devices.calibrate import CalibrationError, calibrate
 
     try:
         profile = calibrate(device=args.device, quick=args.quick, out=args.out, name=args.name, seed=args.seed,
-                            threads=args.threads, allreduce=args.allreduce or None)
+                            threads=args.threads, allreduce=args.allreduce, time_budget_seconds=args.time_budget,
+                            max_holdout_mape_percent=args.max_holdout_mape,
+                            allreduce_timeout_seconds=args.allreduce_timeout)
     except CalibrationError as error:
-        print(f"calibration refused: {error}")
+        print(f"calibration refused: {error}", file=sys.stderr)
         return 2
     print(f"{profile.label}")
     for method, stats in profile.validation.items():
