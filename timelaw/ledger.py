@@ -32,6 +32,11 @@ OP_CLASSES = (
 )
 GRAD_BYTES = 4  # gradients and master weights stay fp32 under autocast mixed precision
 INDEX_BYTES = 8  # token ids are int64
+# AdamW per parameter: reads the fp32 weight, gradient and two moments, writes the weight and the moments.
+ADAMW_BYTES_READ, ADAMW_BYTES_WRITTEN = 16, 12
+# Flash attention per (query, key, head channel): 2 products forward (scores, weighted values), 5 backward
+# (the kernel recomputes the scores instead of storing them); a multiply-add is 2 flops.
+FLASH_FORWARD_FLOPS, FLASH_BACKWARD_FLOPS = 4, 10
 
 
 @dataclass(frozen=True)
@@ -124,11 +129,12 @@ def _attention_core(s: ShapeBatch, heads, kv_heads, tokens, elem_bytes, kernel: 
     if kernel == "flash":
         qkvo = tokens * heads * hd
         as_gemm = (batch * heads, seq, seq, hd)  # the shape of its products, for efficiency lookups
-        fwd = Op("attn.flash", "attention", "forward", flops=4 * batch * heads * seq * seq * hd, gemm=as_gemm,
+        fwd = Op("attn.flash", "attention", "forward", flops=FLASH_FORWARD_FLOPS * batch * heads * seq * seq * hd,
+                 gemm=as_gemm,
                  bytes_read=3 * qkvo * elem_bytes, bytes_written=qkvo * elem_bytes + 4 * batch * heads * seq,
                  kernels=1.0)
-        # five products in the backward: the kernel recomputes the scores instead of storing them
-        bwd = Op("attn.flash.grad", "attention", "backward", flops=10 * batch * heads * seq * seq * hd, gemm=as_gemm,
+        bwd = Op("attn.flash.grad", "attention", "backward",
+                 flops=FLASH_BACKWARD_FLOPS * batch * heads * seq * seq * hd, gemm=as_gemm,
                  bytes_read=5 * qkvo * elem_bytes + 4 * batch * heads * seq,
                  bytes_written=3 * qkvo * elem_bytes, kernels=2.0)
         ops += [fwd, bwd]
@@ -267,7 +273,8 @@ def _weight_ops(s: ShapeBatch, setup: TrainSetup) -> list[Op]:
                   count=micro - 1))
     if setup.optimizer == "adamw":  # reads param, grad, two moments; writes param and moments
         ops.append(Op("optimizer.adamw", "optimizer", "optimizer", flops=16 * params,
-                      bytes_read=16 * params, bytes_written=12 * params, kernels=12 * tensors))
+                      bytes_read=ADAMW_BYTES_READ * params, bytes_written=ADAMW_BYTES_WRITTEN * params,
+                      kernels=12 * tensors))
     else:  # SGD with momentum: param, grad, momentum buffer
         ops.append(Op("optimizer.sgd", "optimizer", "optimizer", flops=4 * params,
                       bytes_read=12 * params, bytes_written=8 * params, kernels=3 * tensors))
