@@ -32,4 +32,12 @@ def option_grid():
             optimizer=("adamw", "sgd")[(i // 2) % 2],
         )
         grid.append(pytest.param(cfg, setup, id=f"{i}-{mlp}-{norm}-{positions}-{tied}-{bias}-{attention}-{ckpt}-{heads}"))
+    # heads wider or narrower than d_model / n_heads (Gemma-7B, Mistral-Nemo), under each attention kernel
+    for j, (head_dim, attention) in enumerate(itertools.product((8, 24), ("math", "flash"))):
+        cfg = TransformerConfig(d_model=48, n_layers=2, n_heads=4, n_kv_heads=2, head_dim=head_dim, mlp="geglu",
+                                norm="rmsnorm", positions="rotary", bias=("qkv", True)[j % 2], vocab_size=97,
+                                seq_len=16, tied_embeddings=bool(j % 2))
+        setup = TrainSetup(micro_batch_size=2, global_batch_size=4, attention=attention,
+                           activation_checkpointing=("none", "full")[j // 2], precision=("bf16", "fp32")[j % 2])
+        grid.append(pytest.param(cfg, setup, id=f"head_dim{head_dim}-{attention}"))
     return grid

@@ -24,6 +24,8 @@ PUBLISHED = {
     "olmo-1b": 1_176_764_416,
     "olmo-7b": 6_888_095_744,
     "gemma-2b": 2_506_172_416,
+    "gemma-7b": 8_537_680_896,  # head_dim 256 x 16 heads over a 3072 residual
+    "mistral-nemo-base-2407": 12_247_782_400,  # head_dim 128 x 32 heads over a 5120 residual
 }
 
 
@@ -76,16 +78,18 @@ def test_mixture_of_experts_is_refused_naming_the_field(change, field):
     ({"model_type": "olmo2"}, "model_type"),
     ({"attention_bias": True}, "attention_bias"),
     ({"hidden_act": "relu"}, "hidden_act"),
-    ({"head_dim": 256}, "head_dim"),
 ])
 def test_unrepresentable_configs_are_refused_naming_the_field(change, field):
     with pytest.raises(UnsupportedConfigError, match=field):
         TransformerConfig.from_hf({**_load("tinyllama-1.1b"), **change})
 
 
-def test_gemma_7b_head_dim_wider_than_the_residual_is_refused():
-    with pytest.raises(UnsupportedConfigError, match="head_dim"):
-        TransformerConfig.from_hf(HF / "gemma-7b")
+def test_explicit_head_dim_is_kept_and_round_trips():
+    gemma = TransformerConfig.from_hf(HF / "gemma-7b")
+    assert (gemma.d_model, gemma.n_heads, gemma.head_dim) == (3072, 16, 256)
+    assert TransformerConfig.model_validate_json(gemma.model_dump_json()) == gemma
+    llama = TransformerConfig.from_hf(HF / "llama-3.2-1b")  # head_dim 64 = 2048 / 32: the default
+    assert llama.head_dim == 64 and "head_dim" not in llama.model_dump()
 
 
 def test_qwen_sliding_window_counts_only_when_enabled():

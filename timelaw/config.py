@@ -8,7 +8,9 @@ from __future__ import annotations
 import math
 from typing import Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_serializer, model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 __all__ = ["TransformerConfig", "TrainSetup", "check_compatible", "default_d_ff", "default_n_heads",
@@ -59,8 +61,11 @@ class TransformerConfig(BaseModel):
 
     d_model: int = Field(gt=0, description="residual stream width")
     n_layers: int = Field(gt=0, description="number of transformer blocks")
-    n_heads: int = Field(gt=0, description="query heads; head_dim = d_model / n_heads")
+    n_heads: int = Field(gt=0, description="query heads; head_dim = d_model / n_heads unless given")
     n_kv_heads: Optional[int] = Field(default=None, gt=0, description="key/value heads (GQA); default n_heads")
+    head_dim: Optional[int] = Field(
+        default=None, gt=0, description="width of each head; default d_model / n_heads (Gemma-7B: 16 heads of "
+                                        "256 over a 3072 residual)")
     d_ff: Optional[int] = Field(default=None, gt=0, description="MLP hidden width; default from mlp kind")
     mlp: Literal["gelu", "swiglu", "geglu"] = Field(
         default="gelu", description="gelu: fc, GELU, proj; swiglu / geglu: SiLU / GELU(gate) x up, then proj")
@@ -81,6 +86,10 @@ class TransformerConfig(BaseModel):
             data = dict(data)
             if data.get("n_kv_heads") is None and "n_heads" in data:
                 data["n_kv_heads"] = data["n_heads"]
+            d_model, n_heads = data.get("d_model"), data.get("n_heads")
+            if (data.get("head_dim") is None and isinstance(d_model, int) and isinstance(n_heads, int)
+                    and n_heads > 0 and d_model % n_heads == 0):
+                data["head_dim"] = d_model // n_heads
             if data.get("d_ff") is None and isinstance(data.get("d_model"), int) and data["d_model"] > 0:
                 data["d_ff"] = default_d_ff(data["d_model"], data.get("mlp", "gelu"))
         return data
@@ -106,13 +115,18 @@ class TransformerConfig(BaseModel):
         if self.positions == "rotary" and self.head_dim % 2:
             raise _field_error(
                 "TransformerConfig", "positions", self.positions,
-                f"rotary positions need an even head_dim (d_model / n_heads), got {self.head_dim}",
+                f"rotary positions need an even head_dim, got {self.head_dim}",
             )
         return self
 
-    @property
-    def head_dim(self) -> int:
-        return self.d_model // self.n_heads
+    @model_serializer(mode="wrap")
+    def _omit_default_head_dim(self, handler):
+        """A head_dim of d_model / n_heads is left out of dumps, so configs (and the run ids hashed from
+        them) read as they did before head_dim was a field, and a dump edited to a new width stays right."""
+        data = handler(self)
+        if isinstance(data, dict) and data.get("head_dim") == self.d_model // self.n_heads:
+            data.pop("head_dim")
+        return data
 
     @classmethod
     def from_hf(cls, config, seq_len: Optional[int] = None) -> "TransformerConfig":

@@ -32,6 +32,7 @@ class ShapeBatch:
     positions: Literal["learned", "rotary"] = "learned"
     tied_embeddings: bool = True
     bias: bool | Literal["qkv"] = False  # True: every block linear and LayerNorm; "qkv": q, k, v only
+    explicit_head_dim: np.ndarray | None = None  # a head width other than d_model / n_heads (Gemma-7B)
 
     NUMERIC = (
         "d_model", "n_layers", "n_heads", "n_kv_heads", "d_ff",
@@ -41,10 +42,17 @@ class ShapeBatch:
     def __post_init__(self):
         for name in self.NUMERIC:
             object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=np.float64))
+        if self.explicit_head_dim is not None:
+            object.__setattr__(self, "explicit_head_dim", np.asarray(self.explicit_head_dim, dtype=np.float64))
 
     @classmethod
     def from_config(cls, cfg: TransformerConfig, setup: TrainSetup | None = None) -> "ShapeBatch":
+        # the door of count_params, ledger and predict_loss: a wrong type is named here, not as an AttributeError
+        if not isinstance(cfg, TransformerConfig):
+            raise TypeError(f"expected a timelaw.TransformerConfig, got {type(cfg).__name__} {_short(cfg)}")
         setup = setup or TrainSetup()
+        if not isinstance(setup, TrainSetup):
+            raise TypeError(f"setup must be a timelaw.TrainSetup or None, got {type(setup).__name__} {_short(setup)}")
         check_compatible(cfg, setup)
         return cls(
             d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads, n_kv_heads=cfg.n_kv_heads,
@@ -52,6 +60,7 @@ class ShapeBatch:
             micro_batch_size=setup.micro_batch_size, grad_accum_steps=setup.grad_accum_steps,
             mlp=cfg.mlp, norm=cfg.norm, positions=cfg.positions,
             tied_embeddings=cfg.tied_embeddings, bias=cfg.bias,
+            explicit_head_dim=None if cfg.head_dim * cfg.n_heads == cfg.d_model else cfg.head_dim,
         )
 
     @classmethod
@@ -72,7 +81,7 @@ class ShapeBatch:
 
     @property
     def head_dim(self) -> np.ndarray:
-        return self.d_model / self.n_heads
+        return self.d_model / self.n_heads if self.explicit_head_dim is None else self.explicit_head_dim
 
     @property
     def size(self) -> int:
@@ -80,12 +89,21 @@ class ShapeBatch:
 
     def take(self, index) -> "ShapeBatch":
         """The sub-batch at `index` (numeric fields broadcast to the full batch first)."""
-        arrays = np.broadcast_arrays(*(getattr(self, n) for n in self.NUMERIC))
-        return replace(self, **{n: a[index] for n, a in zip(self.NUMERIC, arrays)})
+        names = self.NUMERIC + (("explicit_head_dim",) if self.explicit_head_dim is not None else ())
+        arrays = np.broadcast_arrays(*(getattr(self, n) for n in names))
+        return replace(self, **{n: a[index] for n, a in zip(names, arrays)})
 
     def to_config(self, index=()) -> TransformerConfig:
         """The TransformerConfig of one element of the batch."""
         one = self.take(index)
         ints = {n: int(getattr(one, n)) for n in self.NUMERIC[:7]}
-        cats = {f.name: getattr(one, f.name) for f in fields(self) if f.name not in self.NUMERIC}
+        cats = {f.name: getattr(one, f.name) for f in fields(self)
+                if f.name not in self.NUMERIC and f.name != "explicit_head_dim"}
+        if one.explicit_head_dim is not None:
+            cats["head_dim"] = int(one.explicit_head_dim)
         return TransformerConfig(**ints, **cats)
+
+
+def _short(value, width: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."

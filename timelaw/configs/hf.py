@@ -7,8 +7,8 @@ is filled in here, so that `count_params(TransformerConfig.from_hf(cfg))` equals
 
 A config naming something TransformerConfig cannot represent is refused with an UnsupportedConfigError
 that names the field: mixture of experts, parallel attention and MLP, a sliding window narrower than the
-context, partial rotary, q/k norms, a head_dim other than hidden_size / num_attention_heads, an unknown
-model_type. Nothing is approximated.
+context, partial rotary, q/k norms, an unknown model_type. Nothing is approximated. An explicit head_dim
+(Gemma-7B, Mistral-Nemo) is kept.
 """
 from __future__ import annotations
 
@@ -83,11 +83,7 @@ def _check_window(data: Mapping, source: str, seq_len: int) -> None:
 def _llama_like(data: Mapping, source: str, model_type: str, seq_len: Optional[int]) -> dict:
     d_model = require(data, source, "hidden_size")
     n_heads = require(data, source, "num_attention_heads")
-    head_dim = data.get("head_dim")
-    if head_dim is not None and head_dim * n_heads != d_model:
-        raise refuse(source, "head_dim", head_dim,
-                     f"head_dim x num_attention_heads ({head_dim * n_heads}) differs from hidden_size "
-                     f"({d_model}); timelaw's heads split the residual width")
+    head_dim = data.get("head_dim")  # Gemma-7B, Mistral-Nemo: heads wider or narrower than hidden / heads
     act_field = "hidden_activation" if data.get("hidden_activation") is not None else "hidden_act"
     act = data.get(act_field, "silu")
     if act in _SILU:
@@ -98,7 +94,8 @@ def _llama_like(data: Mapping, source: str, model_type: str, seq_len: Optional[i
         raise refuse(source, act_field, act, f"a gated MLP with this activation (known: {_SILU + _GELU})")
     fields = dict(
         d_model=d_model, n_layers=require(data, source, "num_hidden_layers"), n_heads=n_heads,
-        n_kv_heads=data.get("num_key_value_heads") or n_heads, d_ff=require(data, source, "intermediate_size"),
+        n_kv_heads=data.get("num_key_value_heads") or n_heads, head_dim=head_dim,
+        d_ff=require(data, source, "intermediate_size"),
         mlp=mlp, vocab_size=require(data, source, "vocab_size"),
         seq_len=seq_len or require(data, source, "max_position_embeddings"),
         tied_embeddings=bool(data.get("tie_word_embeddings", _LLAMA_LIKE_TIED[model_type])),

@@ -4,7 +4,7 @@ litgpt's GPT always uses rotary positions (over `rotary_percentage` of each head
 norm is `norm_class_name`, the MLP `mlp_class_name` (LLaMAMLP: SwiGLU, GemmaMLP: gated GELU, GptNeoxMLP:
 GELU), the vocabulary `padded_vocab_size`. Refused, naming the field: parallel residual blocks, a shared
 attention norm, mixture of experts, partial rotary, sliding windows narrower than the context, q/k norms,
-post-attention / post-MLP norms, a head bias, and a head_size other than n_embd / n_head.
+post-attention / post-MLP norms and a head bias.
 Reading YAML needs PyYAML (`pip install pyyaml`), imported only here.
 """
 from __future__ import annotations
@@ -59,8 +59,6 @@ def from_litgpt(config: Any, seq_len: Optional[int] = None) -> TransformerConfig
         if bad:
             raise refuse(source, field, data[field], why)
     d_model, n_heads = require(data, source, "n_embd"), require(data, source, "n_head")
-    if data.get("head_size") is not None and data["head_size"] * n_heads != d_model:
-        raise refuse(source, "head_size", data["head_size"], f"head_size x n_head differs from n_embd ({d_model})")
     mlp_class = data.get("mlp_class_name", "GptNeoxMLP")
     if mlp_class not in _MLPS:
         raise refuse(source, "mlp_class_name", mlp_class, f"an MLP timelaw does not model (known: {sorted(_MLPS)})")
@@ -81,7 +79,7 @@ def from_litgpt(config: Any, seq_len: Optional[int] = None) -> TransformerConfig
     try:
         return TransformerConfig(
             d_model=d_model, n_layers=require(data, source, "n_layer"), n_heads=n_heads,
-            n_kv_heads=data.get("n_query_groups") or n_heads,
+            n_kv_heads=data.get("n_query_groups") or n_heads, head_dim=data.get("head_size"),
             d_ff=data.get("intermediate_size") or 4 * d_model, mlp=_MLPS[mlp_class],
             vocab_size=require(data, source, "padded_vocab_size", "vocab_size"), seq_len=seq_len,
             positions="rotary", norm=_NORMS[norm_class], bias=bias,
