@@ -181,3 +181,58 @@ def test_a_fit_that_runs_onto_a_bound_warns_and_gives_no_interval_for_that_const
     assert "nan" not in text
     alpha_line = [line for line in text.splitlines() if line.split()[:1] == ["alpha"]][0]
     assert alpha_line.endswith("(none: not identified by these runs)")
+
+
+# --- inputs refused with a reason ---------------------------------------------------------------------------
+
+CFG = timelaw.TransformerConfig(d_model=256, n_layers=4, n_heads=4)
+
+
+@pytest.mark.parametrize("hours", [True, False, "4", [1, True]])
+def test_a_budget_must_be_a_number(hours):
+    with pytest.raises(ValueError, match="hours must be a number"):
+        timelaw.predict_loss(CFG, hours=hours, profile=A100)
+
+
+def test_wrong_types_are_named_not_attribute_errors():
+    with pytest.raises(TypeError, match=r"law must be a preset name .*got int 123"):
+        timelaw.predict_loss(CFG, hours=1, profile=A100, law=123)
+    with pytest.raises(TypeError, match=r"law must be a preset name"):
+        timelaw.optimize(hours=1, profile=A100, law=123)
+    with pytest.raises(TypeError, match=r"expected a timelaw.TransformerConfig, got str 'x'"):
+        timelaw.count_params("x")
+    with pytest.raises(TypeError, match=r"expected a timelaw.TransformerConfig, got NoneType"):
+        timelaw.ledger(None)
+    with pytest.raises(TypeError, match=r"setup must be a timelaw.TrainSetup or None, got int"):
+        timelaw.predict_loss(CFG, hours=1, profile=A100, setup=123)
+
+
+def test_load_law_takes_a_preset_name_like_predict_loss():
+    law = timelaw.load_law("epoch2024")
+    assert law.params_ == timelaw.laws.preset("epoch2024").params_
+    by_name = timelaw.predict_loss(CFG, hours=1, profile=A100, law="epoch2024").loss
+    assert timelaw.predict_loss(CFG, hours=1, profile=A100, law=law).loss == by_name
+    with pytest.raises(ValueError, match="nor a preset"):
+        timelaw.load_law("no-such-law")
+
+
+def test_frontier_says_it_needs_two_budgets():
+    with pytest.raises(ValueError, match="hours is empty: give at least 2 budgets"):
+        timelaw.frontier(hours=[], profile=A100)
+    with pytest.raises(ValueError, match="at least 2 different budgets"):
+        timelaw.frontier(hours=[1, 1], profile=A100)
+
+
+def test_two_budgets_print_no_nan_interval():
+    result = timelaw.frontier(hours=[1, 4], profile=A100, max_params=3e8)
+    assert np.isnan(result.n_exponent.low)  # two points: a slope, but no interval
+    assert "nan" not in result.text and "no interval from two budgets" in result.text
+
+
+def test_a_header_only_runs_file_has_no_rows(tmp_path, capsys):
+    path = tmp_path / "runs.csv"
+    path.write_text("N,D,loss\n")
+    with pytest.raises(ValueError, match="has no runs"):
+        timelaw.fit_loss_law(path)
+    code, err = run_cli(capsys, "fit", str(path), "--out", str(tmp_path / "law.json"))
+    assert code == 2 and "has no runs" in err and "column" not in err

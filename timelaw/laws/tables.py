@@ -134,6 +134,8 @@ def _read_file(path: Path) -> dict[str, list[Any]]:
 def _read_csv(path: Path) -> dict[str, list[Any]]:
     with path.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
+    if not rows:
+        raise ValueError(f"runs file {str(path)!r} has no runs: no rows below its header")
     # An empty cell becomes NaN, so that validation reports it as a missing value in its row.
     return _columns_from_rows(rows, empty="nan")
 
@@ -148,6 +150,8 @@ def _read_jsonl(path: Path) -> dict[str, list[Any]]:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as err:
                 raise ValueError(f"{path}: line {number} is not valid JSON: {err}") from None
+    if not rows:
+        raise ValueError(f"runs file {str(path)!r} has no runs: it holds no JSON lines")
     return _columns_from_rows(rows, empty=None)
 
 

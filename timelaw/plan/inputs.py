@@ -29,7 +29,7 @@ def budget_seconds(hours=None, minutes=None, seconds=None, *, at_least: int = 1)
     """The budget in seconds, from exactly one of hours, minutes or seconds (a number or a sequence).
 
     Raises ValueError naming the argument when none or several are given, a value is not finite and > 0, or
-    there are fewer than `at_least` different budgets; TypeError for a bool or text (hours=True is no budget).
+    there are fewer than `at_least` different budgets, or a budget is a bool or text (hours=True is no budget).
     """
     given = {name: value for name, value in (("hours", hours), ("minutes", minutes), ("seconds", seconds))
              if value is not None}
@@ -39,7 +39,7 @@ def budget_seconds(hours=None, minutes=None, seconds=None, *, at_least: int = 1)
     (name, value), = given.items()
     items = value if isinstance(value, (list, tuple, np.ndarray)) else [value]
     if any(isinstance(item, (bool, np.bool_, str, bytes)) for item in np.ravel(np.asarray(items, dtype=object))):
-        raise TypeError(f"{name} must be a number of {name} (or a sequence of them), got {value!r}")
+        raise ValueError(f"{name} must be a number of {name} (or a sequence of them), got {value!r}")
     try:
         values = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
