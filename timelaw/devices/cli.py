@@ -28,6 +28,7 @@ def register(subparsers) -> None:
     p.add_argument("--max-holdout-mape", type=float, default=MAX_HOLDOUT_MAPE, metavar="PERCENT",
                    help="refuse to save a profile whose fit misses its own held-out steps by more than this "
                         f"(default {MAX_HOLDOUT_MAPE:g})")
+    p.add_argument("--json", action="store_true", help="print the profile's name, path and errors as JSON")
     p.set_defaults(func=_calibrate)
 
     p = subparsers.add_parser("profiles", help="list known device profiles")
@@ -52,6 +53,15 @@ def _calibrate(args: argparse.Namespace) -> int:
     except CalibrationError as error:
         print(f"calibration refused: {error}", file=sys.stderr)
         return 2
+    if getattr(args, "json", False):
+        import json
+
+        from timelaw.devices.registry import cache_dir
+
+        path = args.out or str(cache_dir() / f"{profile.name}.json")
+        print(json.dumps({"profile": profile.name, "label": profile.label, "path": str(path),
+                          "validation": profile.validation}, indent=1))
+        return 0
     print(f"{profile.label}")
     for method, stats in profile.validation.items():
         print(f"  {method:9s} held-out MAPE {stats['holdout_mape_percent']:6.1f}%  "

@@ -35,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--grid", type=int, default=DEFAULT_GRID, help=f"starting points (default: {DEFAULT_GRID})")
     parser.add_argument("--level", type=float, default=0.95, help="confidence level of the intervals (default: 0.95)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    parser.add_argument("--json", action="store_true", help="print the fitted law as JSON instead of a table")
     parser.set_defaults(func=run_fit)
 
 
@@ -57,6 +58,11 @@ def run_fit(args: argparse.Namespace) -> int:
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     out = Path(args.out) if args.out else Path(f"{Path(args.runs).stem}.{args.form}.json")
     law.to_json(out)
+    if getattr(args, "json", False):
+        import json
+
+        print(json.dumps({"law": json.loads(out.read_text()), "out": str(out)}, indent=1))
+        return 0
     print(format_law(law))
     print(f"wrote {out}")
     return 0

@@ -105,6 +105,17 @@ class Frontier:
     def __str__(self) -> str:
         return self.text
 
+    def __repr__(self) -> str:
+        hours = np.asarray(self.hours, dtype=float)
+        return (f"Frontier({hours.size} budgets, {hours.min():.4g} to {hours.max():.4g} h: "
+                f"N* ~ t^{self.n_exponent.value:.3f}, D* ~ t^{self.d_exponent.value:.3f}; "
+                f"law {self.law!r}, profile {self.profile!r})")
+
+    def _repr_html_(self) -> str:
+        from timelaw.plan.predict import _pre
+
+        return _pre(self.text)
+
     def to_frame(self):
         from timelaw._optional import require
 

@@ -83,12 +83,27 @@ class Prediction:
     def __str__(self) -> str:
         return self.text
 
+    def __repr__(self) -> str:
+        return (f"Prediction(loss={self.loss:.4f} [{self.loss_low:.4f}, {self.loss_high:.4f}], "
+                f"{self.n_params / 1e6:.1f}M params, {self.tokens:.3g} tokens in {_duration(self.budget_seconds)}, "
+                f"{self.seconds_per_step:.4g} s/step, MFU {self.mfu:.1%}, profile {self.profile!r}, law {self.law!r})")
+
+    def _repr_html_(self) -> str:
+        return _pre(self.text)
+
     def to_dict(self) -> dict:
         """JSON-ready: plain numbers, the config and setup as dicts."""
         out = {name: getattr(self, name) for name in self.__dataclass_fields__}
         out.update(config=self.config.model_dump(), setup=self.setup.model_dump(), notes=list(self.notes),
                    breakdown={k: float(v) for k, v in self.breakdown.items()}, hours=self.hours)
         return out
+
+
+def _pre(text: str) -> str:
+    """Notebook display of a result: its text report, preformatted."""
+    import html
+
+    return f"<pre>{html.escape(text)}</pre>"
 
 
 def _duration(seconds: float) -> str:

@@ -174,6 +174,17 @@ class Plan:
         """Best loss at each model size for this budget: the U-curve."""
         return u_curve(self._candidates, self._outcome, bins)
 
+    def __repr__(self) -> str:
+        c = self.best.config
+        return (f"Plan(best loss {self.best.loss:.4f}: d_model={c.d_model} n_layers={c.n_layers} "
+                f"n_heads={c.n_heads}, {self.best.n_params / 1e6:.1f}M params, {self.best.tokens:.3g} tokens; "
+                f"{self.n_candidates:,} candidates, {self.n_eligible:,} eligible, {len(self.table)} rows in .table)")
+
+    def _repr_html_(self) -> str:
+        from timelaw.plan.predict import _pre
+
+        return _pre(self.text)
+
     def to_frame(self):
         """The ranked table as a pandas DataFrame (needs pandas: the `pandas` extra)."""
         from timelaw._optional import require

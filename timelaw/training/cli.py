@@ -58,6 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds per shape and budget (default: 0)")
     p.add_argument("--threads", type=int, help="torch CPU threads per run (default: torch's)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.add_argument("--json", action="store_true", help="print the new runs' rows as JSON instead of a table")
     p.set_defaults(func=run_pilot)
 
 
@@ -79,8 +80,13 @@ def run_pilot(args: argparse.Namespace) -> int:
         print(f"\ninterrupted: complete runs are in {args.out}; run the same command to resume",
               file=sys.stderr)
         return 130
-    print(format_rows(rows))
     total = len(read_rows(args.out))
+    if getattr(args, "json", False):
+        import json
+
+        print(json.dumps({"runs": rows, "out": str(args.out), "runs_in_table": total}, indent=1, default=str))
+        return 0
+    print(format_rows(rows))
     if total > FIT_MIN_RUNS:
         print(f"{len(rows)} runs ({total} in {args.out}); fit them with: timelaw fit {args.out}")
     else:
