@@ -179,3 +179,20 @@ def test_config_json_of_timelaw_fields_also_loads(tmp_path):
     path.write_text(json.dumps({"d_model": 256, "n_layers": 4, "n_heads": 4, "bias": "qkv"}))
     assert load_model_config(path, seq_len=128) == TransformerConfig(d_model=256, n_layers=4, n_heads=4,
                                                                      bias="qkv", seq_len=128)
+
+
+def test_optimize_keeps_the_base_config_block_options(capsys):
+    from timelaw.cli import main
+
+    assert main(["optimize", "--config", str(HF / "gpt2"), "--hours", "0.05", "--max-params", "5e7",
+                 "--profile", "a100-sxm-80gb", "--json"]) == 0
+    best = json.loads(capsys.readouterr().out)["best"]["config"]
+    gpt2 = _load("gpt2")
+    assert (best["vocab_size"], best["seq_len"]) == (gpt2["vocab_size"], gpt2["n_positions"])
+    assert (best["bias"], best["positions"], best["norm"], best["tied_embeddings"], best["mlp"]) == \
+        (True, "learned", "layernorm", True, "gelu")
+    assert main(["optimize", "--config", str(HF / "qwen2.5-0.5b"), "--seq-len", "512", "--hours", "0.05",
+                 "--max-params", "3e8", "--profile", "a100-sxm-80gb", "--json"]) == 0
+    best = json.loads(capsys.readouterr().out)["best"]["config"]
+    assert (best["vocab_size"], best["seq_len"], best["bias"], best["mlp"], best["norm"]) == \
+        (151936, 512, "qkv", "swiglu", "rmsnorm")
