@@ -179,3 +179,50 @@ def test_table_shows_what_collectives_send_apart_from_memory_traffic():
     header, *_, total = step.table().splitlines()
     assert header.split()[-2:] == ["MB", "sent"]
     assert float(total.split()[-1]) == pytest.approx(4 * count_params(cfg).total / 1e6, abs=0.006)
+
+
+def _saved_activation_bytes(cfg, setup) -> int:
+    """Bytes of the distinct tensors autograd saves for the backward in one forward (parameters excluded)."""
+    from timelaw.reference import autocast
+
+    torch.manual_seed(0)
+    model = build_model(cfg, setup)
+    params = {p.data_ptr() for p in model.parameters()}
+    saved = {}
+
+    def pack(t):
+        if t.data_ptr() not in params:
+            saved[(t.data_ptr(), t.dtype)] = t.untyped_storage().nbytes()
+        return t
+
+    tokens = torch.randint(0, cfg.vocab_size, (setup.micro_batch_size, cfg.seq_len))
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), autocast(torch.device("cpu"), setup.precision):
+        model(tokens)
+    return sum(saved.values())
+
+
+MIXED_PRECISION_GAP = pytest.mark.xfail(strict=True, reason=(
+    "known: under autocast, autograd also saves each block's 16-bit copies of its weight matrices, and the "
+    "residual stream (the norms' inputs) stays fp32; the estimate counts neither and is ~30% low per block"))
+CPU_FLASH_GAP = pytest.mark.xfail(strict=True, reason=(
+    "known: torch's CPU flash-attention kernel saves more than the GPU kernel the estimate follows (10-25%)"))
+
+
+@needs_torch
+@pytest.mark.parametrize("attention, precision", [
+    ("math", "fp32"), pytest.param("math", "bf16", marks=MIXED_PRECISION_GAP),
+    pytest.param("flash", "fp32", marks=CPU_FLASH_GAP)])
+@pytest.mark.parametrize("mlp, positions, norm", [("gelu", "learned", "layernorm"), ("swiglu", "rotary", "rmsnorm")])
+def test_activation_memory_per_block_against_what_autograd_saves(attention, precision, mlp, positions, norm):
+    """One block's saved activations (a 4-block model minus a 2-block one, over two blocks), measured with
+    saved-tensor hooks, against the estimate: within 6% (the estimate also counts the norms' statistics)."""
+    from timelaw.memory import _saved_per_layer
+
+    def cfg(layers):
+        return TransformerConfig(d_model=128, n_layers=layers, n_heads=4, vocab_size=256, seq_len=64, mlp=mlp,
+                                 positions=positions, norm=norm)
+
+    setup = TrainSetup(micro_batch_size=4, precision=precision, attention=attention)
+    measured = (_saved_activation_bytes(cfg(4), setup) - _saved_activation_bytes(cfg(2), setup)) / 2
+    estimated = float(_saved_per_layer(ShapeBatch.from_config(cfg(2), setup), setup))
+    assert estimated == pytest.approx(measured, rel=0.06)
