@@ -267,3 +267,20 @@ def test_roofline_beats_the_flops_rule_on_held_out_vtrain_iterations():
     flops = result["estimators"]["flops"]["mape_percent"]
     assert roofline < 10.0, roofline
     assert flops >= 2 * roofline, (flops, roofline)
+
+
+def test_memory_of_one_device_under_tensor_and_pipeline_parallelism():
+    mem = ledger(CFG, PARALLEL).memory
+    # fp32 weights and gradients of the 52880 parameters one device holds (counted by hand above)
+    assert float(mem.weights_bytes) == float(mem.gradient_bytes) == 52880 * 4
+    # AdamW: two fp32 moments per parameter and a 4-byte step counter per tensor; 27 tensors (4 blocks x (two
+    # norm weights, qkv, out, fc, proj), the final norm, token and position embeddings) over 2 stages
+    assert float(mem.optimizer_bytes) == 8 * 52880 + 4 * 27 / 2
+    # 1F1B: the first stage keeps min(p, m) = 2 micro-batches of its 4 / 2 blocks in flight, as much as one
+    # device running all 4 blocks for one micro-batch
+    one_stage = TrainSetup(**{**PARALLEL.model_dump(), "pipeline_parallel": 1})
+    assert float(mem.activation_bytes) == float(ledger(CFG, one_stage).memory.activation_bytes)
+    # tensor parallelism splits the heads and the MLP, not the residual stream and the norms
+    no_tp = TrainSetup(**{**PARALLEL.model_dump(), "tensor_parallel": 1})
+    whole = float(ledger(CFG, no_tp).memory.activation_bytes)
+    assert whole / 2 < float(mem.activation_bytes) < whole
