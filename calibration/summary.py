@@ -33,7 +33,8 @@ def main(argv=None) -> int:
     print(f"device      {device.get('name', '?')}, torch {device.get('torch', '?')}, CUDA {device.get('cuda', '-')}, "
           f"TF32 matmul {device.get('tf32_matmul', '-')}")
     print(f"peaks       {peaks}")
-    print(f"bandwidth   copy {profile['memory_bandwidth'] / 1e9:.0f} GB/s; launch {profile['kernel_seconds'] * 1e6:.2f} us; "
+    print(f"bandwidth   copy {profile['memory_bandwidth'] / 1e9:.0f} GB/s; "
+          f"launch {profile['kernel_seconds'] * 1e6:.2f} us; "
           f"host/kernel {profile['coefficients'].get('roofline', {}).get('host_seconds_per_kernel', 0) * 1e6:.2f} us")
     print(f"noise       step spread median {noise.get('step_spread_percent_median') or 0:.1f}%, "
           f"max {noise.get('step_spread_percent_max') or 0:.1f}%; graph captures {noise.get('graph_captures')}, "

@@ -37,6 +37,12 @@ ADAMW_BYTES_READ, ADAMW_BYTES_WRITTEN = 16, 12
 # Flash attention per (query, key, head channel): 2 products forward (scores, weighted values), 5 backward
 # (the kernel recomputes the scores instead of storing them); a multiply-add is 2 flops.
 FLASH_FORWARD_FLOPS, FLASH_BACKWARD_FLOPS = 4, 10
+# Under autocast the residual stream, the norms and the embeddings stay fp32; only the matmul inputs are
+# cast to 16 bits, each by its own kernel (fp32 training is unchanged: everything is 4 bytes).
+RESIDUAL_BYTES = 4
+# torch's default AdamW on a GPU is the foreach implementation: 8 multi-tensor ops per step, each launching
+# one kernel per list of up to ~64 tensors or ~21M elements (320 blocks of 65,536), not 12 per tensor.
+ADAMW_FOREACH_OPS, FOREACH_TENSORS_PER_KERNEL, FOREACH_ELEMENTS_PER_KERNEL = 8, 64, 320 * 65536
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,8 @@ class Op:
     message_bytes: np.ndarray = 0.0
     group_size: int = 1  # ranks taking part in a collective
     axis: Optional[str] = None  # the parallel dimension a collective serves: "tensor", "pipeline" or "data"
+    # Kernels when torch runs the op as multi-tensor (foreach) kernels, its default on GPUs; None: `kernels`.
+    foreach_kernels: Optional[np.ndarray] = None
     # Which pipeline stages run the op: "all" (the blocks, the weight update), "first" (the embeddings) or
     # "last" (final norm, head, loss). With one stage the first is the last; with several the slowest stage
     # is the last, and the step's critical path depends on where an op runs (see timing/parallel.py).
@@ -118,6 +126,21 @@ def _norm(name, s: ShapeBatch, tokens, elem_bytes) -> Op:
     return replace(op, bytes_read=op.bytes_read + weight)
 
 
+def _autocast_cast(name, elements, elem_bytes) -> list[Op]:
+    """Autocast's cast of an fp32 activation to 16 bits before a matmul (none in fp32 training)."""
+    if np.all(elem_bytes == RESIDUAL_BYTES):
+        return []
+    return [Op(name, "elementwise", "forward", flops=0.0, bytes_read=elements * RESIDUAL_BYTES,
+               bytes_written=elements * elem_bytes, kernels=1.0)]
+
+
+def _residual(name, tokens, d, elem_bytes) -> Op:
+    """x + f(x): the fp32 residual stream plus the block's output (16-bit under autocast), written as fp32."""
+    return Op(name, "elementwise", "forward", flops=2 * tokens * d,
+              bytes_read=tokens * d * (RESIDUAL_BYTES + elem_bytes), bytes_written=tokens * d * RESIDUAL_BYTES,
+              kernels=1.0)
+
+
 def _attention_core(s: ShapeBatch, heads, kv_heads, tokens, elem_bytes, kernel: str) -> list[Op]:
     """Scores, softmax and weighted values: the only ops whose cost grows with seq_len squared."""
     hd, seq, batch = s.head_dim, s.seq_len, s.micro_batch_size
@@ -174,7 +197,7 @@ def _layer_forward(s: ShapeBatch, setup: TrainSetup) -> list[Op]:
     tokens, d, hd = s.micro_batch_size * s.seq_len, s.d_model, s.head_dim
     heads, kv_heads, ff = s.n_heads / tp, s.n_kv_heads / tp, s.d_ff / tp
 
-    ops = [_norm("attn.norm", s, tokens, elem),
+    ops = [_norm("attn.norm", s, tokens, RESIDUAL_BYTES), *_autocast_cast("attn.norm.cast", tokens * d, elem),
            _gemm("attn.qkv", 1, tokens, (heads + 2 * kv_heads) * hd, d, elem)]
     if s.positions == "rotary":
         rotated = tokens * (heads + kv_heads) * hd
@@ -183,12 +206,14 @@ def _layer_forward(s: ShapeBatch, setup: TrainSetup) -> list[Op]:
     ops.append(_gemm("attn.out", 1, tokens, d, heads * hd, elem))
     if tp > 1:
         ops.append(_collective("attn.tp_all_reduce", "all_reduce", tokens * d * elem, tp, "tensor"))
-    ops.append(_stream("attn.residual", "elementwise", 2 * tokens * d, tokens * d, 1.0, elem))
-    ops.append(_norm("mlp.norm", s, tokens, elem))
+    ops.append(_residual("attn.residual", tokens, d, elem))
+    ops.append(_norm("mlp.norm", s, tokens, RESIDUAL_BYTES))
+    # each linear layer the norm feeds casts its input again (autocast caches only weight casts)
+    ops += _autocast_cast("mlp.norm.cast", tokens * d, elem) * (2 if s.mlp in GATED_MLPS else 1)
     ops += _mlp(s, ff, tokens, elem)
     if tp > 1:
         ops.append(_collective("mlp.tp_all_reduce", "all_reduce", tokens * d * elem, tp, "tensor"))
-    ops.append(_stream("mlp.residual", "elementwise", 2 * tokens * d, tokens * d, 1.0, elem))
+    ops.append(_residual("mlp.residual", tokens, d, elem))
     return ops
 
 
@@ -204,18 +229,20 @@ def _embedding(s: ShapeBatch, setup: TrainSetup) -> list[Op]:
     """Token and position embeddings, forward and backward: the first pipeline stage's extra work."""
     tp, elem = setup.tensor_parallel, setup.bytes_per_element
     tokens, d, vocab = s.micro_batch_size * s.seq_len, s.d_model, s.vocab_size / tp
+    # fp32 tables (autocast does not cast embeddings): the residual stream starts fp32
     fwd = [Op("embed.tokens", "embedding", "forward", flops=0.0,
-              bytes_read=tokens * (INDEX_BYTES + d * elem), bytes_written=tokens * d * elem, kernels=1.0)]
+              bytes_read=tokens * (INDEX_BYTES + d * RESIDUAL_BYTES), bytes_written=tokens * d * RESIDUAL_BYTES,
+              kernels=1.0)]
     if s.positions == "learned":
         fwd.append(_stream("embed.positions", "elementwise", tokens * d + s.seq_len * d, tokens * d,
-                           1.0, elem, kernels=2.0))
+                           1.0, RESIDUAL_BYTES, kernels=2.0))
     if tp > 1:  # the vocabulary is split over tensor ranks, so each holds part of every token's embedding
         fwd.append(_collective("embed.tp_all_reduce", "all_reduce", tokens * d * elem, tp, "tensor"))
     # the backward of the embedding's all-reduce is the identity (each rank keeps the whole gradient)
     backward = [b for op in fwd if op.name != "embed.tokens" and op.collective is None for b in _backward(op)]
     # The token-embedding gradient is a scatter-add into a dense fp32 table that starts at zero.
     backward.append(Op("embed.tokens.grad", "embedding", "backward", flops=tokens * d,
-                       bytes_read=tokens * (INDEX_BYTES + d * elem), bytes_written=vocab * d * GRAD_BYTES,
+                       bytes_read=tokens * (INDEX_BYTES + d * RESIDUAL_BYTES), bytes_written=vocab * d * GRAD_BYTES,
                        kernels=2.0))
     return [replace(op, stage="first") for op in fwd + backward]
 
@@ -224,7 +251,8 @@ def _head(s: ShapeBatch, setup: TrainSetup) -> list[Op]:
     """Final norm, output head and loss, forward and backward: the last pipeline stage's extra work."""
     tp, elem = setup.tensor_parallel, setup.bytes_per_element
     tokens, d, vocab = s.micro_batch_size * s.seq_len, s.d_model, s.vocab_size / tp
-    fwd = [_norm("final.norm", s, tokens, elem), _gemm("head", 1, tokens, vocab, d, elem),
+    fwd = [_norm("final.norm", s, tokens, RESIDUAL_BYTES), *_autocast_cast("final.norm.cast", tokens * d, elem),
+           _gemm("head", 1, tokens, vocab, d, elem),
            # logits cast to fp32, log-softmax, negative log-likelihood
            Op("loss.cross_entropy", "loss", "forward", flops=5 * tokens * vocab,
               bytes_read=tokens * vocab * (elem + 4), bytes_written=tokens * vocab * 8, kernels=3.0)]
@@ -272,9 +300,11 @@ def _weight_ops(s: ShapeBatch, setup: TrainSetup) -> list[Op]:
                   bytes_read=2 * GRAD_BYTES * params, bytes_written=GRAD_BYTES * params, kernels=tensors,
                   count=micro - 1))
     if setup.optimizer == "adamw":  # reads param, grad, two moments; writes param and moments
+        foreach = ADAMW_FOREACH_OPS * np.maximum(np.ceil(tensors / FOREACH_TENSORS_PER_KERNEL),
+                                                 np.ceil(params / FOREACH_ELEMENTS_PER_KERNEL))
         ops.append(Op("optimizer.adamw", "optimizer", "optimizer", flops=16 * params,
                       bytes_read=ADAMW_BYTES_READ * params, bytes_written=ADAMW_BYTES_WRITTEN * params,
-                      kernels=12 * tensors))
+                      kernels=12 * tensors, foreach_kernels=foreach))
     else:  # SGD with momentum: param, grad, momentum buffer
         ops.append(Op("optimizer.sgd", "optimizer", "optimizer", flops=4 * params,
                       bytes_read=12 * params, bytes_written=8 * params, kernels=3 * tensors))

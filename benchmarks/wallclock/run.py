@@ -430,7 +430,7 @@ def default_cpu_profile(parser, method: str, device: str) -> str | None:
         return None  # memcopy is time = a x bytes + b: no profile constant enters it
     if device != "cpu":
         parser.error(f"--profile: required with --device {device}: the GPU's measured profile, as written by "
-                     "`bash calibration/calibrate_gpu.sh` (or use --method memcopy)")
+                     "`OUT=out bash calibration/gpu_session.sh run` (or use --method memcopy)")
     name = this_cpu_profile()
     if name not in list_profiles():
         parser.error(f"--profile: no measured profile {name!r} for this host; run `timelaw calibrate --device cpu "

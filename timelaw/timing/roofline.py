@@ -65,7 +65,12 @@ class RooflineEstimator(StepTimeEstimator):
     def __init__(self, profile, coefficients: dict[str, float] | None = None):
         super().__init__(profile, coefficients)
         # Until fitted (or given with the coefficients), the host is assumed as fast as the launch benchmark.
-        self.host_seconds_per_kernel = (coefficients or {}).get("host_seconds_per_kernel", profile.kernel_seconds)
+        self.host_seconds_per_kernel_ = (coefficients or {}).get("host_seconds_per_kernel", profile.kernel_seconds)
+
+    @property
+    def host_seconds_per_kernel(self) -> float:
+        """The host's cost per kernel: given with the coefficients, else chosen by `fit`."""
+        return self.host_seconds_per_kernel_
 
     @property
     def overlaps_host(self) -> bool:
@@ -88,7 +93,9 @@ class RooflineEstimator(StepTimeEstimator):
         launches = device = kernels = 0.0
         for op, seconds, factor in op_times:
             columns[op_group(op)] = columns[op_group(op)] + seconds
-            launched = op.kernels * op.count * factor
+            # a GPU runs torch's foreach optimizer: a few multi-tensor kernels, not one per tensor
+            per_op = op.foreach_kernels if self.overlaps_host and op.foreach_kernels is not None else op.kernels
+            launched = per_op * op.count * factor
             launches = launches + launched
             if op.phase in MICRO_BATCH_PHASES:
                 device, kernels = device + seconds, kernels + launched
@@ -119,8 +126,8 @@ class RooflineEstimator(StepTimeEstimator):
         def rows(host_seconds):
             return np.array([self._assemble(p, host_seconds) for p in parts], dtype=np.float64)
 
-        self.host_seconds_per_kernel = float(min(HOST_SECONDS_GRID, key=lambda h: nnls_relative(rows(h), seconds)[1]))
-        return self._fit_rows(rows(self.host_seconds_per_kernel), seconds)
+        self.host_seconds_per_kernel_ = float(min(HOST_SECONDS_GRID, key=lambda h: nnls_relative(rows(h), seconds)[1]))
+        return self._fit_rows(rows(self.host_seconds_per_kernel_), seconds)
 
     @property
     def coefficients(self) -> dict[str, float]:
