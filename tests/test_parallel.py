@@ -284,3 +284,22 @@ def test_memory_of_one_device_under_tensor_and_pipeline_parallelism():
     no_tp = TrainSetup(**{**PARALLEL.model_dump(), "tensor_parallel": 1})
     whole = float(ledger(CFG, no_tp).memory.activation_bytes)
     assert whole / 2 < float(mem.activation_bytes) < whole
+
+
+def test_an_estimator_without_coefficients_says_it_is_not_fitted():
+    from timelaw.errors import NotFittedError
+
+    cfg, setup = synthetic_steps(n=1)[0]
+    for method in ESTIMATORS:
+        with pytest.raises(NotFittedError, match="not fitted"):
+            ESTIMATORS[method](A100).predict(cfg, setup)
+    assert issubclass(NotFittedError, ValueError) and issubclass(NotFittedError, RuntimeError)
+
+
+def test_the_roofline_fit_chooses_its_host_cost_as_fitted_state():
+    rows = vtrain.load_measurements(_vtrain_csv())[::60]
+    unfitted = ESTIMATORS["roofline"](A100)
+    assert unfitted.host_seconds_per_kernel_ == A100.kernel_seconds  # the launch benchmark, until fitted
+    fitted = unfitted.fit(rows)
+    assert fitted.host_seconds_per_kernel_ in HOST_SECONDS_GRID
+    assert fitted.coefficients["host_seconds_per_kernel"] == fitted.host_seconds_per_kernel_

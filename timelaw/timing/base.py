@@ -12,6 +12,7 @@ import numpy as np
 
 from timelaw.devices.profile import DeviceSpec
 from timelaw.config import TrainSetup, TransformerConfig
+from timelaw.errors import NotFittedError
 from timelaw.ledger import Ledger, ledger
 from timelaw.provenance import provenance
 from timelaw.shapes import ShapeBatch
@@ -104,7 +105,7 @@ class StepTimeEstimator:
         """Seconds per optimizer step (an array for a ShapeBatch, a 0-d array for one config); `step` as in
         `features`."""
         if not hasattr(self, "coef_"):
-            raise RuntimeError(f"{self.name} estimator is not fitted and its profile has no coefficients")
+            raise NotFittedError(f"{self.name} estimator is not fitted and its profile has no coefficients")
         return self.predict_features(self.features(cfg, setup, step))
 
     def mape(self, measurements: Iterable[Measurement]) -> float:
