@@ -236,3 +236,12 @@ def test_a_header_only_runs_file_has_no_rows(tmp_path, capsys):
         timelaw.fit_loss_law(path)
     code, err = run_cli(capsys, "fit", str(path), "--out", str(tmp_path / "law.json"))
     assert code == 2 and "has no runs" in err and "column" not in err
+
+
+def test_phases_plot_without_matplotlib_fails_before_printing(capsys, without, tmp_path):
+    without("matplotlib", "matplotlib.pyplot")
+    code = main(["phases", "--alpha", "1.0", "--beta", "0.7", "--plot", str(tmp_path / "p.png")])
+    captured = capsys.readouterr()
+    assert code == 1 and captured.out == ""
+    assert_one_clean_line(captured.err)
+    assert 'pip install "timelaw[plot]"' in captured.err

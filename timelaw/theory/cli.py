@@ -29,8 +29,11 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from timelaw._optional import require
     from timelaw.theory import compute_optimal, phase, phase_diagram
 
+    if args.plot:  # before any work: one line naming the extra if matplotlib is missing
+        require("matplotlib", "--plot")
     try:
         result = phase(args.alpha, args.beta)
         measured = None
