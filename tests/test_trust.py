@@ -245,3 +245,22 @@ def test_phases_plot_without_matplotlib_fails_before_printing(capsys, without, t
     assert code == 1 and captured.out == ""
     assert_one_clean_line(captured.err)
     assert 'pip install "timelaw[plot]"' in captured.err
+
+
+def test_search_space_sizes_are_checked_at_the_door(capsys):
+    code, err = run_cli(capsys, "optimize", "--hours", "1", "--profile", A100, "--seq-len", "512", "0")
+    assert code == 2  # was a ZeroDivisionError deep in the search
+    assert_one_clean_line(err)
+    assert "--seq-len" in err and "512 0" in err and "seq_lens" not in err
+    code, err = run_cli(capsys, "optimize", "--hours", "1", "--profile", A100, "--min-steps", "-3")
+    assert code == 2 and "--min-steps must be >= 0, got -3" in err
+
+
+def test_pilot_errors_use_pilot_flags(capsys, tmp_path):
+    text = tmp_path / "corpus.txt"
+    text.write_text("some text " * 200)
+    code, err = run_cli(capsys, "pilot", "--data", str(text), "--budget", "1s", "--batch", "0",
+                        "--out", str(tmp_path / "r.csv"))
+    assert code == 2
+    assert_one_clean_line(err)
+    assert err.count("--batch 0: must be greater than 0") == 1 and "global" not in err

@@ -18,12 +18,13 @@ from timelaw._optional import MissingDependency, missing_dependency
 
 __all__ = ["FLAGS", "flag_for", "explain", "report_error"]
 
-# config / API field -> the flag that sets it. A dict value gives per-command flags ("*": every other command).
-FLAGS: dict[str, Union[str, dict[str, str]]] = {
+# config / API field -> the flag that sets it. A dict value gives per-command flags ("*": every other command;
+# None: no flag sets it there, so the field keeps its name, e.g. pilot's shapes come from --sizes WIDTHxDEPTH).
+FLAGS: dict[str, Union[str, dict[str, Optional[str]]]] = {
     # TransformerConfig
-    "d_model": "--d-model",
-    "n_layers": "--layers",
-    "n_heads": "--heads",
+    "d_model": {"pilot": None, "*": "--d-model"},
+    "n_layers": {"pilot": None, "*": "--layers"},
+    "n_heads": {"pilot": None, "*": "--heads"},
     "vocab_size": "--vocab",
     "seq_len": "--seq-len",
     "seq_lens": "--seq-len",
@@ -31,7 +32,7 @@ FLAGS: dict[str, Union[str, dict[str, str]]] = {
     "mlps": "--mlp",
     # TrainSetup
     "micro_batch_size": {"pilot": "--batch", "*": "--micro-batch-size"},
-    "global_batch_size": "--global-batch-size",
+    "global_batch_size": {"pilot": "--batch", "*": "--global-batch-size"},
     "precision": "--precision",
     "activation_checkpointing": "--checkpointing",
     # budgets and planner options
@@ -73,7 +74,7 @@ def flag_for(field: str, command: Optional[str] = None) -> str:
     flag = FLAGS.get(field, field)
     if isinstance(flag, dict):
         flag = flag.get(command or "*", flag["*"])
-    return flag
+    return field if flag is None else flag
 
 
 def _in_flags(text: str, command: Optional[str]) -> str:
@@ -114,7 +115,7 @@ def explain(error: BaseException, command: Optional[str] = None,
         head = f"{flag} {shown}{where}" if shown is not None else flag
         tail = f"; set {flag}" if where else ""
         parts.append(f"{head}: {message}{tail}")
-    return "; ".join(parts)
+    return "; ".join(dict.fromkeys(parts))  # pilot's --batch sets two fields: say it once
 
 
 def report_error(command: str, error: BaseException, defaults: Optional[Mapping[str, str]] = None) -> int:

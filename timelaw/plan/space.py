@@ -74,6 +74,15 @@ class SearchSpace:
         bad = [m for m in self.mlps if m not in ("gelu", "swiglu", "geglu")]
         if bad:
             raise ValueError(f"mlps must be 'gelu', 'swiglu' or 'geglu', got {bad}")
+        # the sizes every candidate shares, checked here as TransformerConfig / TrainSetup check one shape's
+        for name, values, least in (("vocab_size", (self.vocab_size,), 2), ("seq_lens", self.seq_lens, 1),
+                                    ("n_layers", self.n_layers, 1), ("micro_batch_sizes", self.micro_batch_sizes, 1),
+                                    ("tokens_per_step", self.tokens_per_step, 1)):
+            if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= least for v in values):
+                raise ValueError(f"{name} must be {'whole numbers' if len(values) > 1 else 'a whole number'} >= {least}, "
+                                 f"got {_shown(values)}")
+        if not 0 <= self.min_steps:
+            raise ValueError(f"min_steps must be >= 0, got {self.min_steps}")
 
     def updated(self, **changes) -> "SearchSpace":
         unknown = set(changes) - {f.name for f in fields(self)}
@@ -142,3 +151,7 @@ def candidate_batches(space: SearchSpace, setup: TrainSetup) -> list[ShapeBatch]
         one = models.take(m)
         batches.append(replace(one, micro_batch_size=choices[c, 1], grad_accum_steps=choices[c, 2]))
     return batches
+
+
+def _shown(values) -> str:
+    return " ".join(map(str, values)) if len(values) > 1 else str(values[0])
