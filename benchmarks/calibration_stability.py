@@ -1,14 +1,14 @@
 """Is a quick calibration the same every time it runs? (issue 14: "a calibration that is the same every time")
 
-For each seed, a quick CPU calibration (`timelaw.calibrate(device="cpu", quick=True, seed=s)`, the CLI's
-`timelaw calibrate --device cpu --quick --seed s`), then six fp32 reference-model training steps on shapes
+For each seed, a quick CPU calibration with one torch thread (`timelaw.calibrate(device="cpu", quick=True,
+seed=s, threads=1)`, what `timelaw calibrate --device cpu --quick --seed s` does), then six fp32 reference-model training steps on shapes
 neither the calibration nor the tests use (`step_design.CPU_BENCHMARK`), timed after it the way calibration
 times its own (same thread count and clock, median of the timed steps over two passes). Reports each
 estimator's MAPE per seed, the fitted coefficients, the calibration's noise estimate, and the largest MFU the
 profile predicts over a grid of shapes. The stated target: roofline MAPE <= 12% for every seed, no matmul
 coefficient at zero, no MFU above 100%.
 
-    python benchmarks/calibration_stability.py --seeds 0 1 2 [--threads 1]
+    python benchmarks/calibration_stability.py --seeds 0 1 2 [--threads 2]
 """
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def max_mfu(profile, method: str) -> float:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, as the CLI)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1, as the CLI on a CPU)")
     parser.add_argument("--out", default=str(RESULTS / "calibration_stability_cpu.json"))
     args = parser.parse_args(argv)
     import torch

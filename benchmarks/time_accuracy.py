@@ -75,7 +75,9 @@ def score(profile, steps, methods=None) -> dict:
 
 def evaluate(profile) -> dict:
     """The profile's own held-out steps: predictions, MAPE and the span of the held-out set."""
-    holdout = _steps(profile.measurements["holdout_steps"])
+    holdout = _steps(profile.measurements.get("holdout_steps", []))
+    if not holdout:
+        return {"held_out": [], "param_span": None, "estimators": {}, "flops_over_roofline_mape": None}
     params = [count_params(c).total for c, _, _ in holdout]
     result = {"held_out": [_row(c, s, t) for c, s, t in holdout],
               "param_span": max(params) / min(params), "estimators": score(profile, holdout)}
@@ -124,6 +126,8 @@ def plot(result: dict, path: Path) -> bool:
 
     part = result["benchmark"] if result["benchmark"]["steps"] else result["own_held_out"]
     rows = part.get("steps", part.get("held_out"))
+    if not rows:
+        return False
     measured = [r["measured_seconds"] for r in rows]
     estimators = part["estimators"]
     fig, axes = plt.subplots(1, len(estimators), figsize=(4 * len(estimators), 4), sharey=True, squeeze=False)
@@ -205,7 +209,7 @@ def main(argv=None) -> int:
     if args.save_profile:
         print("profile saved to", save_profile(profile, shipped_dir() / f"{profile.name}.json"))
     print(f"{'':26s} {'flops':>8s} {'memcopy':>8s} {'roofline':>8s}   (MAPE %)")
-    rows = [("own held-out steps", result["own_held_out"]["estimators"])]
+    rows = [("own held-out steps", result["own_held_out"]["estimators"])] if result["own_held_out"]["held_out"] else []
     if result["benchmark"]["steps"]:
         rows.append((f"benchmark ({len(result['benchmark']['steps'])} steps)", result["benchmark"]["estimators"]))
         rows += [(f"  {name}", e) for name, e in result["benchmark"]["compare"].items()]

@@ -60,7 +60,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "smoke.json"
         profile = calibrate(device=args.device, plan=plan, out=path, progress=False,
-                            threads=1 if args.device == "cpu" else None, max_holdout_mape_percent=None)
+                            threads=1 if args.device == "cpu" else None, max_holdout_mape_percent=None,
+                            warm_up_seconds=2.0)
         again = timelaw.load_profile(path)
     predicted = timelaw.predict_step_time(cfg, TrainSetup(micro_batch_size=2, precision=precisions[0]),
                                           profile=again)

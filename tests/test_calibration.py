@@ -187,3 +187,20 @@ def test_progress_prints_plain_lines_when_not_a_terminal(capsys):
     err = capsys.readouterr().err
     assert "\r" not in err
     assert [line.split()[-1] for line in err.strip().splitlines()] == ["a", "b", "c"]
+
+
+def test_cli_calibrates_one_cpu_thread_unless_told(monkeypatch):
+    from timelaw.cli import main
+
+    seen = {}
+
+    def fake(**kwargs):
+        seen.update(kwargs)
+        return load_profile("cpu-2core-x86_64-1thread")
+
+    monkeypatch.setattr("timelaw.devices.calibrate.calibrate", fake)
+    assert main(["calibrate", "--device", "cpu", "--quick"]) == 0
+    assert seen["threads"] == 1 and seen["quick"] and seen["max_holdout_mape_percent"] == 25.0
+    assert seen["max_holdout_mape_percent"] == calibration.DEFAULT_MAX_HOLDOUT_MAPE
+    assert main(["calibrate", "--device", "cpu", "--threads", "2", "--time-budget", "30"]) == 0
+    assert seen["threads"] == 2 and seen["time_budget_seconds"] == 30.0 and seen["allreduce"] is False

@@ -276,7 +276,7 @@ def calibrate(device: str = "cpu", quick: bool = False, out: str | os.PathLike |
               plan: CalibrationPlan | None = None, threads: int | None = None,
               allreduce: bool | None = None, time_budget_seconds: float | None = None,
               max_holdout_mape_percent: float | None = DEFAULT_MAX_HOLDOUT_MAPE,
-              allreduce_timeout_seconds: float = 120.0) -> DeviceProfile:
+              allreduce_timeout_seconds: float = 120.0, warm_up_seconds: float = 10.0) -> DeviceProfile:
     """Measure a device and return (and save) its DeviceProfile.
 
     quick: a reduced sweep and step set (within 3 minutes on a 2-core CPU). out: where to write the JSON
@@ -289,6 +289,7 @@ def calibrate(device: str = "cpu", quick: bool = False, out: str | os.PathLike |
     GPUs of this machine, gloo between 2 CPU processes), each group size within allreduce_timeout_seconds.
     max_holdout_mape_percent: refuse (CalibrationError, nothing saved) when the roofline fit misses the
     calibration's own held-out steps by more than this; None never refuses.
+    warm_up_seconds: at most this long of large products first, until a GPU's clocks are steady.
     """
     import torch
 
@@ -297,7 +298,7 @@ def calibrate(device: str = "cpu", quick: bool = False, out: str | os.PathLike |
         torch.set_num_threads(threads)
     try:
         return _calibrate(device, quick, out, name, seed, progress, save, plan, allreduce, time_budget_seconds,
-                          max_holdout_mape_percent, allreduce_timeout_seconds)
+                          max_holdout_mape_percent, allreduce_timeout_seconds, warm_up_seconds)
     finally:
         torch.set_num_threads(previous_threads)
 
@@ -345,7 +346,7 @@ def _combine(timings: list[list]):
 
 
 def _calibrate(device, quick, out, name, seed, progress, save, plan, allreduce, budget, max_mape,
-               allreduce_timeout) -> DeviceProfile:
+               allreduce_timeout, warm_up_seconds) -> DeviceProfile:
     import torch
 
     began = time.perf_counter()
@@ -354,7 +355,8 @@ def _calibrate(device, quick, out, name, seed, progress, save, plan, allreduce, 
     on_cpu = kind == "cpu"
     plan = plan or PLANS[("cpu" if on_cpu else "gpu", quick)]
     budget = plan.time_budget_seconds if budget is None else budget
-    precisions = ["fp32"] if on_cpu else ["bf16", "fp32"]
+    # fp16 is swept too on a GPU, so that fp16 steps are priced by their own rates, not a fallback
+    precisions = ["fp32"] if on_cpu else ["bf16", "fp16", "fp32"]
     sizes = list(plan.matmul_sizes)
     fit_design, holdout_design = design_steps(kind, n_fit=plan.n_fit, seed=seed, scale=plan.step_time_scale,
                                               memory_bytes=None if on_cpu else facts["free_bytes"])
@@ -367,7 +369,7 @@ def _calibrate(device, quick, out, name, seed, progress, save, plan, allreduce, 
     clock = "process" if on_cpu and torch.get_num_threads() == 1 else "wall"
     timer = Timer(device, min_seconds=plan.min_seconds, repeats=plan.repeats, clock=clock)
     clocks_before = _clocks(device)
-    warm = warm_up(device)
+    warm = warm_up(device, max_seconds=warm_up_seconds)
     if not on_cpu:
         bar.say(f"warm-up {warm['seconds']:.1f} s ({'steady' if warm['steady'] else 'NOT steady'})")
     torch.manual_seed(seed)

@@ -17,7 +17,9 @@ def register(subparsers) -> None:
     p.add_argument("--out", help="write the profile JSON here instead of the cache directory")
     p.add_argument("--name", help="profile name (default: derived from the device)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, help="CPU threads for torch while measuring (CPU devices)")
+    p.add_argument("--threads", type=int,
+                   help="CPU threads for torch while measuring (default on a CPU: 1, timed by process CPU time, "
+                        "which stays repeatable on a shared machine; more threads are timed by the wall clock)")
     p.add_argument("--allreduce", action="store_true",
                    help="also measure all-reduce: NCCL between this machine's GPUs, gloo between 2 CPU processes")
     p.add_argument("--allreduce-timeout", type=float, default=120.0, metavar="SECONDS",
@@ -46,8 +48,9 @@ def _calibrate(args: argparse.Namespace) -> int:
     from timelaw.devices.calibrate import CalibrationError, calibrate
 
     try:
+        threads = args.threads if args.threads or not args.device.startswith("cpu") else 1
         profile = calibrate(device=args.device, quick=args.quick, out=args.out, name=args.name, seed=args.seed,
-                            threads=args.threads, allreduce=args.allreduce, time_budget_seconds=args.time_budget,
+                            threads=threads, allreduce=args.allreduce, time_budget_seconds=args.time_budget,
                             max_holdout_mape_percent=args.max_holdout_mape,
                             allreduce_timeout_seconds=args.allreduce_timeout)
     except CalibrationError as error:
@@ -64,8 +67,9 @@ def _calibrate(args: argparse.Namespace) -> int:
         return 0
     print(f"{profile.label}")
     for method, stats in profile.validation.items():
-        print(f"  {method:9s} held-out MAPE {stats['holdout_mape_percent']:6.1f}%  "
-              f"(fit on {stats['n_fit']} steps, tested on {stats['n_holdout']})")
+        mape = stats["holdout_mape_percent"]
+        print(f"  {method:9s} held-out MAPE " + ("   n/a " if mape is None else f"{mape:6.1f}%") +
+              f"  (fit on {stats['n_fit']} steps, tested on {stats['n_holdout']})")
     return 0
 
 
