@@ -303,3 +303,20 @@ def test_the_roofline_fit_chooses_its_host_cost_as_fitted_state():
     fitted = unfitted.fit(rows)
     assert fitted.host_seconds_per_kernel_ in HOST_SECONDS_GRID
     assert fitted.coefficients["host_seconds_per_kernel"] == fitted.host_seconds_per_kernel_
+
+
+def test_fits_stack_the_steps_into_few_batches_with_every_number_unchanged():
+    from timelaw.timing.base import grouped_shapes
+
+    def swiglu(cfg):
+        return TransformerConfig(**{**cfg.model_dump(exclude={"d_ff"}), "mlp": "swiglu"})
+
+    steps = [(swiglu(cfg) if i % 3 == 0 else cfg, setup, 1.0) for i, (cfg, setup) in enumerate(synthetic_steps(n=24))]
+    groups = grouped_shapes(steps)
+    assert sorted(i for _, rows, _ in groups for i in rows) == list(range(24))
+    assert len(groups) < 24  # several steps per batch
+    for setup, rows, shapes in groups:
+        assert all(steps[i][1] == setup and steps[i][0].mlp == shapes.mlp for i in rows)
+    estimator = ESTIMATORS["roofline"](A100, SOME_COEFFICIENTS["roofline"])
+    X, _ = estimator._feature_rows(steps)
+    assert np.array_equal(X, np.array([estimator.features(cfg, setup) for cfg, setup, _ in steps]))

@@ -10,15 +10,14 @@ benchmarks/vtrain_accuracy.py reports and tests/test_parallel.py checks.
 from __future__ import annotations
 
 import csv
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 from timelaw.config import TrainSetup, TransformerConfig
 from timelaw.devices import AllReduceTable, DeviceProfile, load_profile
-from timelaw.shapes import ShapeBatch
 from timelaw.timing import ESTIMATORS
+from timelaw.timing.base import grouped_shapes
 
 __all__ = ["load_measurements", "load_allreduce_table", "a100_profile", "gpt_config", "megatron_setup", "split",
            "predict_seconds", "evaluate", "REFERENCE_CSV", "ALLREDUCE_DIR", "VTRAIN_MAPE_PERCENT", "SOURCE"]
@@ -28,8 +27,6 @@ ALLREDUCE_DIR = "vtrain_a100_allreduce"
 VTRAIN_MAPE_PERCENT = 8.37  # reported by vTrain's authors for their simulator on this set
 SOURCE = ("vTrain (Bang et al., MICRO 2024), github.com/VIA-Research/vTrain: data/ground_truth_single.csv "
           "and trace/a100/AR_GPU{2,4,8}_1M_1024M_LUT (MIT-style license, LICENSE.vtrain)")
-SHAPE_FIELDS = ("d_model", "n_layers", "n_heads", "n_kv_heads", "d_ff", "vocab_size", "seq_len")
-CATEGORICAL_FIELDS = ("mlp", "norm", "positions", "tied_embeddings", "bias")  # the same for every row
 
 
 def gpt_config(hidden: int, heads: int, layers: int, seq_len: int) -> TransformerConfig:
@@ -92,16 +89,8 @@ def split(n: int, train_fraction: float, seed: int) -> tuple[np.ndarray, np.ndar
 
 def predict_seconds(estimator, measurements) -> np.ndarray:
     """Predicted seconds for every row: one vectorised call per distinct TrainSetup."""
-    rows_of_setup = defaultdict(list)
-    for i, (_, setup, _) in enumerate(measurements):
-        rows_of_setup[setup].append(i)
     predicted = np.empty(len(measurements))
-    for setup, rows in rows_of_setup.items():
-        cfgs = [measurements[i][0] for i in rows]
-        shapes = ShapeBatch.from_arrays(
-            **{f: np.array([getattr(c, f) for c in cfgs]) for f in SHAPE_FIELDS},
-            micro_batch_size=setup.micro_batch_size, grad_accum_steps=setup.grad_accum_steps,
-            **{f: getattr(cfgs[0], f) for f in CATEGORICAL_FIELDS})
+    for setup, rows, shapes in grouped_shapes(measurements):
         predicted[rows] = estimator.predict(shapes, setup)
     return predicted
 

@@ -6,6 +6,7 @@ and large steps count alike), and predicts vectorised over a ShapeBatch.
 """
 from __future__ import annotations
 
+from dataclasses import fields, replace
 from typing import ClassVar, Iterable, Sequence
 
 import numpy as np
@@ -17,7 +18,8 @@ from timelaw.ledger import Ledger, ledger
 from timelaw.provenance import provenance
 from timelaw.shapes import ShapeBatch
 
-__all__ = ["StepTimeEstimator", "Measurement", "as_shapes", "step_ledger", "measured_seconds", "nnls_relative"]
+__all__ = ["StepTimeEstimator", "Measurement", "as_shapes", "step_ledger", "grouped_shapes", "measured_seconds",
+           "nnls_relative"]
 
 Measurement = tuple  # (TransformerConfig, TrainSetup, seconds per step)
 
@@ -29,6 +31,27 @@ def as_shapes(cfg: TransformerConfig | ShapeBatch, setup: TrainSetup) -> ShapeBa
 def step_ledger(cfg: TransformerConfig | ShapeBatch, setup: TrainSetup, step: Ledger | None = None) -> Ledger:
     """`step` if the caller built the step's ledger already (once per prediction), else the ledger of it."""
     return step if step is not None else ledger(as_shapes(cfg, setup), setup)
+
+
+def grouped_shapes(measurements: Sequence[Measurement]) -> list[tuple[TrainSetup, list[int], ShapeBatch]]:
+    """The measurements' shapes stacked into one ShapeBatch per setup (and per choice of the categorical
+    fields): (setup, row indices, batch), so that their features cost one vectorised pass per group. Every
+    number equals what the shape gives alone (the ledger and the estimators are elementwise)."""
+    categorical = [f.name for f in fields(ShapeBatch) if f.name not in ShapeBatch.NUMERIC]
+    groups: dict = {}
+    for i, (cfg, setup, *_) in enumerate(measurements):
+        one = as_shapes(cfg, setup)
+        key = (setup, tuple(getattr(one, f) if f != "explicit_head_dim" else getattr(one, f) is None
+                            for f in categorical))
+        groups.setdefault(key, []).append((i, one))
+    out = []
+    for (setup, _), members in groups.items():
+        first = members[0][1]
+        stacked = {n: np.array([getattr(s, n) for _, s in members]) for n in ShapeBatch.NUMERIC}
+        if first.explicit_head_dim is not None:
+            stacked["explicit_head_dim"] = np.array([s.explicit_head_dim for _, s in members])
+        out.append((setup, [i for i, _ in members], replace(first, **stacked)))
+    return out
 
 
 def measured_seconds(measurements: Sequence[Measurement]) -> np.ndarray:
@@ -75,9 +98,13 @@ class StepTimeEstimator:
         raise NotImplementedError
 
     def _feature_rows(self, measurements: Sequence[Measurement]) -> tuple[np.ndarray, np.ndarray]:
+        """The feature matrix of the measurements (one ledger per group of shapes, not per step) and their
+        seconds."""
         seconds = measured_seconds(measurements)
-        rows = [self.features(cfg, setup) for cfg, setup, _ in measurements]
-        return np.array(rows, dtype=np.float64), seconds
+        X = np.empty((len(measurements), len(self.feature_names)))
+        for setup, rows, shapes in grouped_shapes(measurements):
+            X[rows] = self.features(shapes, setup)
+        return X, seconds
 
     def fit(self, measurements: Iterable[Measurement]) -> "StepTimeEstimator":
         """Non-negative least squares on relative error over (cfg, setup, seconds) measurements."""

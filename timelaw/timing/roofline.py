@@ -18,7 +18,9 @@ from __future__ import annotations
 import numpy as np
 
 from timelaw.ledger import Op
-from timelaw.timing.base import StepTimeEstimator, as_shapes, measured_seconds, nnls_relative, step_ledger
+from timelaw.timing.base import (
+    StepTimeEstimator, as_shapes, grouped_shapes, measured_seconds, nnls_relative, step_ledger,
+)
 from timelaw.timing.parallel import MICRO_BATCH_PHASES, collective_seconds, critical_path_factor
 
 __all__ = ["RooflineEstimator", "op_seconds", "op_group", "GROUP_OF_CLASS", "GROUPS", "HOST_SECONDS_GRID"]
@@ -121,10 +123,15 @@ class RooflineEstimator(StepTimeEstimator):
         if not (self.overlaps_host and len(measurements) >= len(self.feature_names)):
             return super().fit(measurements)  # no host term to choose (or too few steps: refused there)
         seconds = measured_seconds(measurements)
-        parts = [self._parts(self.op_times(cfg, setup)) for cfg, setup, _ in measurements]  # one ledger each
+        # one ledger per group of shapes: the host term follows from these parts for any host cost
+        parts = [(group, self._parts(self.op_times(shapes, setup)))
+                 for setup, group, shapes in grouped_shapes(measurements)]
 
         def rows(host_seconds):
-            return np.array([self._assemble(p, host_seconds) for p in parts], dtype=np.float64)
+            X = np.empty((len(measurements), len(self.feature_names)))
+            for group, part in parts:
+                X[group] = self._assemble(part, host_seconds)
+            return X
 
         self.host_seconds_per_kernel_ = float(min(HOST_SECONDS_GRID, key=lambda h: nnls_relative(rows(h), seconds)[1]))
         return self._fit_rows(rows(self.host_seconds_per_kernel_), seconds)
