@@ -204,3 +204,17 @@ def test_cli_calibrates_one_cpu_thread_unless_told(monkeypatch):
     assert seen["max_holdout_mape_percent"] == calibration.DEFAULT_MAX_HOLDOUT_MAPE
     assert main(["calibrate", "--device", "cpu", "--threads", "2", "--time-budget", "30"]) == 0
     assert seen["threads"] == 2 and seen["time_budget_seconds"] == 30.0 and seen["allreduce"] is False
+
+
+def test_memcopy_never_prices_a_step_below_its_flops_at_peak():
+    """Bytes alone priced a compute-bound step 20x faster than the device computes (MFU 2000%)."""
+    from timelaw.plan.predict import model_flops_per_step
+    from timelaw.timing import get_estimator
+
+    profile = load_profile("cpu-2core-x86_64-1thread")
+    cfg = TransformerConfig(d_model=4096, n_layers=16, n_heads=32, vocab_size=2048, seq_len=256)
+    setup = TrainSetup(micro_batch_size=64, precision="fp32")
+    step = ledger(cfg, setup)
+    seconds = float(get_estimator(profile, "memcopy").predict(cfg, setup))
+    assert seconds >= float(step.total("flops")) / profile.peak("fp32")
+    assert model_flops_per_step(step) / (seconds * profile.peak("fp32")) <= 1
