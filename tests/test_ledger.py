@@ -226,3 +226,12 @@ def test_activation_memory_per_block_against_what_autograd_saves(attention, prec
     measured = (_saved_activation_bytes(cfg(4), setup) - _saved_activation_bytes(cfg(2), setup)) / 2
     estimated = float(_saved_per_layer(ShapeBatch.from_config(cfg(2), setup), setup))
     assert estimated == pytest.approx(measured, rel=0.06)
+
+
+@pytest.mark.parametrize("field, value", [("mlp", "relu"), ("norm", "batchnorm"), ("positions", "alibi"),
+                                          ("bias", "kv"), ("tied_embeddings", 1)])
+def test_a_shape_batch_refuses_a_kind_it_cannot_count(field, value):
+    # before: mlp="relu" was counted as GELU, norm="batchnorm" as LayerNorm
+    with pytest.raises(ValueError, match=f"ShapeBatch.{field} must be one of"):
+        ShapeBatch.from_arrays(64, 2, 2, vocab_size=100, seq_len=16, **{field: value})
+    assert ShapeBatch.from_arrays(64, 2, 2, vocab_size=100, seq_len=16, tied_embeddings=np.bool_(False)).size == 1

@@ -6,6 +6,9 @@ are shared by the whole batch. A batch built from one config holds 0-d arrays.
 """
 from __future__ import annotations
 
+import functools
+import types
+import typing
 from dataclasses import dataclass, fields, replace
 from typing import Literal
 
@@ -40,6 +43,10 @@ class ShapeBatch:
     )
 
     def __post_init__(self):
+        for name, allowed in _choices().items():  # a typo would otherwise be priced as the default kind
+            value = getattr(self, name)
+            if not _is_choice(value, allowed):
+                raise ValueError(f"ShapeBatch.{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
         for name in self.NUMERIC:
             object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=np.float64))
         if self.explicit_head_dim is not None:
@@ -102,6 +109,32 @@ class ShapeBatch:
         if one.explicit_head_dim is not None:
             cats["head_dim"] = int(one.explicit_head_dim)
         return TransformerConfig(**ints, **cats)
+
+
+@functools.cache
+def _choices() -> dict[str, tuple]:
+    """The allowed values of each categorical field, read from its annotation (Literal, bool, or both)."""
+    choices = {}
+    for name, hint in typing.get_type_hints(ShapeBatch).items():
+        options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+        allowed = []
+        for option in options:
+            if option is bool:
+                allowed += [True, False]
+            elif typing.get_origin(option) is Literal:
+                allowed += list(typing.get_args(option))
+            else:
+                break
+        else:
+            choices[name] = tuple(allowed)
+    return choices
+
+
+def _is_choice(value, allowed: tuple) -> bool:
+    """A flag for a bool field (numpy's too; not 1, though 1 == True), or one of the field's strings."""
+    if isinstance(value, (bool, np.bool_)):
+        return any(a is True for a in allowed)
+    return isinstance(value, str) and value in [a for a in allowed if isinstance(a, str)]
 
 
 def _short(value, width: int = 60) -> str:
