@@ -42,6 +42,20 @@ def test_device_descriptions_do_not_import_the_estimators():
         assert not above, f"{path.name} imports {sorted(above)}"
 
 
+def _imports_above(paths, above: tuple) -> dict:
+    return {p.name: sorted(m for m in _imported_modules(p) if m.startswith(above)) for p in paths
+            if any(m.startswith(above) for m in _imported_modules(p))}
+
+
+def test_each_layer_imports_only_the_layers_below_it():
+    calibration = tuple(f"timelaw.devices.{c[:-3]}" for c in CALIBRATION)
+    answers = ("timelaw.plan", "timelaw.laws", "timelaw.cli", "timelaw.training")
+    step = [PACKAGE / f for f in ("config.py", "params.py", "shapes.py", "memory.py", "ledger.py",
+                                  "ledger_table.py", "files.py", "errors.py")]
+    assert _imports_above(step, ("timelaw.timing", "timelaw.devices") + answers) == {}
+    assert _imports_above(sorted((PACKAGE / "timing").glob("*.py")), calibration + answers) == {}
+
+
 def test_the_package_init_of_devices_does_not_pull_in_calibration():
     imported = _imported_modules(PACKAGE / "devices" / "__init__.py")
     assert not {m for m in imported if m.split(".")[-1] in {c[:-3] for c in CALIBRATION}}
