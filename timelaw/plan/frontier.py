@@ -73,6 +73,7 @@ class Frontier:
     loss_exponent: Exponent  # d log L* / d log t (the loss itself, no irreducible term removed)
     width_exponent: Exponent  # d_model* ~ t^w
     depth_exponent: Exponent  # n_layers* ~ t^l
+    batch_exponent: Exponent  # tokens per step* ~ t^b
     n_exponent_flops: Exponent  # the law's compute-optimal N*(C) ~ C^a over the same flops
     d_exponent_flops: Exponent
     n_exponent_vs_flops_used: Exponent  # the time-optimal N* against the flops it spends
@@ -94,7 +95,8 @@ class Frontier:
             "",
             f"exponents against the time budget t ({level} intervals):",
             f"  N* ~ t^{self.n_exponent}    D* ~ t^{self.d_exponent}",
-            f"  d_model* ~ t^{self.width_exponent}    n_layers* ~ t^{self.depth_exponent}",
+            f"  d_model* ~ t^{self.width_exponent}    n_layers* ~ t^{self.depth_exponent}    "
+            f"batch* ~ t^{self.batch_exponent}",
             "under a FLOP budget (the law's compute-optimal split of C = 6ND):",
             f"  N* ~ C^{self.n_exponent_flops}    D* ~ C^{self.d_exponent_flops}",
             f"  the time-optimal N* against the flops it spends: N* ~ C^{self.n_exponent_vs_flops_used}",
@@ -124,7 +126,7 @@ class Frontier:
         return pd.DataFrame(self.rows, columns=FRONTIER_COLUMNS)
 
     def to_dict(self) -> dict:
-        exponents = ("n_exponent", "d_exponent", "loss_exponent", "width_exponent", "depth_exponent",
+        exponents = ("n_exponent", "d_exponent", "loss_exponent", "width_exponent", "depth_exponent", "batch_exponent",
                      "n_exponent_flops", "d_exponent_flops", "n_exponent_vs_flops_used")
         return {"hours": self.hours.tolist(), "rows": self.rows, "law": self.law, "profile": self.profile,
                 "notes": list(self.notes), **{e: getattr(self, e).to_dict() for e in exponents},
@@ -197,6 +199,7 @@ def _assemble(hours, best, curves, law_choice, unique_tokens, device, level) -> 
         loss_exponent=fit_exponent(hours, col["loss"], level),
         width_exponent=fit_exponent(hours, col["d_model"], level),
         depth_exponent=fit_exponent(hours, col["n_layers"], level),
+        batch_exponent=fit_exponent(hours, col["tokens_per_step"], level),
         n_exponent_flops=fit_exponent(flops, split.n_params, level),
         d_exponent_flops=fit_exponent(flops, split.tokens, level),
         n_exponent_vs_flops_used=fit_exponent(col["flops"], col["n_params"], level),

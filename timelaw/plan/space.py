@@ -44,7 +44,7 @@ class SearchSpace:
     head_dim_max: int = 128
     aspect_ratio_min: float = 1.0
     aspect_ratio_max: float = 4096.0
-    tokens_per_step: tuple = tuple(2 ** k for k in range(12, 24))
+    tokens_per_step: tuple = tuple(2 ** k for k in range(10, 24))
     micro_batch_sizes: tuple = (1, 2, 4, 8, 16, 32, 64, 128, 256)
     seq_lens: tuple = (1024,)
     mlps: tuple = ("gelu",)
