@@ -152,8 +152,8 @@ def _model(config, seq_len: Optional[int], where: Path) -> TransformerConfig:
     if config is None:  # a Hugging Face output folder holds the model's config.json beside the state
         candidate = where / "config.json"
         if not candidate.exists():
-            raise ValueError(f"no config given for the run in {where} and no config.json there; pass "
-                             f"config= (a TransformerConfig or a config.json path)")
+            raise ValueError(f"no model config given for the run in {where} and no config.json there; pass "
+                             f"config= (a TransformerConfig or a config file; --config on the command line)")
         config = candidate
     from timelaw.configs import load_model_config
 

@@ -21,7 +21,10 @@ def load_model_config(path, seq_len=None):
 
     p = Path(path)
     if p.is_dir():
-        p = p / "config.json" if (p / "config.json").exists() else p / "model_config.yaml"
+        found = [p / name for name in ("config.json", "model_config.yaml") if (p / name).exists()]
+        if not found:
+            raise ValueError(f"{p}: a folder without a config.json (Hugging Face) or model_config.yaml (litgpt)")
+        p = found[0]
     if p.suffix in (".yaml", ".yml"):
         return from_litgpt(p, seq_len=seq_len)
     if p.suffix == ".py":
