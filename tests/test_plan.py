@@ -405,3 +405,12 @@ def test_a_fitted_laws_band_covers_new_runs_because_it_adds_their_scatter():
     assert law_deviations(resolve_law(only_residuals), 1e9, 1e10, None, 2.5)[2].startswith("fitted runs' scatter")
     assert law_deviations(resolve_law(type(law)(law.params_, residuals=law.residuals_[:5])), 1e9, 1e10, None,
                           2.5) is None
+
+
+@pytest.mark.parametrize("option, value", [("norm", "batchnorm"), ("positions", "alibi"), ("mlps", ("relu",)),
+                                           ("tied_embeddings", 1)])
+def test_search_space_refuses_what_a_shape_cannot_count(option, value):
+    from timelaw.plan.space import SearchSpace
+
+    with pytest.raises(ValueError, match=option):
+        SearchSpace(**{option: value})

@@ -152,6 +152,12 @@ class TransformerConfig(BaseModel):
         return from_litgpt(config, seq_len=seq_len)
 
 
+def sequences_per_step(micro_batch_size, data_parallel, grad_accum_steps=1):
+    """The global batch rule, in sequences: micro-batch x data-parallel ranks x accumulation steps
+    (numbers or numpy arrays)."""
+    return micro_batch_size * data_parallel * grad_accum_steps
+
+
 class TrainSetup(BaseModel):
     """How a model is trained: batch, precision, optimizer, memory-saving and parallelism choices.
 
@@ -176,7 +182,7 @@ class TrainSetup(BaseModel):
     def _fill_global_batch(cls, data):
         if isinstance(data, dict) and data.get("global_batch_size") is None:
             data = dict(data)
-            data["global_batch_size"] = data.get("micro_batch_size", 8) * data.get("data_parallel", 1)
+            data["global_batch_size"] = sequences_per_step(data.get("micro_batch_size", 8), data.get("data_parallel", 1))
         return data
 
     @field_validator("global_batch_size")
@@ -192,7 +198,7 @@ class TrainSetup(BaseModel):
     @property
     def grad_accum_steps(self) -> int:
         """Micro-batches each data-parallel rank runs per optimizer step."""
-        return self.global_batch_size // (self.micro_batch_size * self.data_parallel)
+        return self.global_batch_size // sequences_per_step(self.micro_batch_size, self.data_parallel)
 
     @property
     def n_devices(self) -> int:

@@ -130,6 +130,15 @@ def _choices() -> dict[str, tuple]:
     return choices
 
 
+def categorical_choices() -> dict[str, tuple]:
+    """The allowed values of each categorical field of a shape (mlp, norm, positions, tied_embeddings, bias)."""
+    return dict(_choices())
+
+
+def is_categorical_choice(value, allowed: tuple) -> bool:
+    return _is_choice(value, allowed)
+
+
 def _is_choice(value, allowed: tuple) -> bool:
     """A flag for a bool field (numpy's too; not 1, though 1 == True), or one of the field's strings."""
     if isinstance(value, (bool, np.bool_)):

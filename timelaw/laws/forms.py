@@ -10,10 +10,11 @@ from typing import Any
 
 import numpy as np
 
+from timelaw.laws.allocation import FLOPS_PER_PARAM_TOKEN
 from timelaw.laws.base import LossLaw
 from timelaw.laws.fitting import DEFAULT_GRID, HUBER_DELTA
 
-LOG_FLOPS_PER_PARAM_TOKEN = np.log(6.0)  # C = 6 N D
+LOG_FLOPS_PER_PARAM_TOKEN = np.log(FLOPS_PER_PARAM_TOKEN)  # C = 6 N D
 _EXPONENT_BOUNDS = (1e-4, 10.0)  # keeps exponents positive (several forms divide by them)
 _LOG_R_STAR_BOUNDS = (-5.0, 15.0)  # R* from 0.007 to 3e6 epochs: keeps exp(log R*) finite
 _CHINCHILLA_BOX = {"E": (-1.0, 1.0), "A": (0.0, 25.0), "B": (0.0, 25.0), "alpha": (0.0, 2.0), "beta": (0.0, 2.0)}

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from timelaw.laws.allocation import FLOPS_PER_PARAM_TOKEN
+
 EXPECTED_COLUMNS = (
     "N (parameters), D (tokens) or C (training flops, D = C / (6 N)), loss, "
     "and optionally U or unique_tokens, d_model and n_layers, batch_tokens"
@@ -71,7 +73,7 @@ def _table_from_columns(columns: Mapping[str, Any], source: str) -> RunTable:
         flops = _column(columns, "C")
         if len(flops) != len(n_params):
             raise ValueError(_length_message({"N": n_params, "C": flops}))
-        tokens = flops / (6.0 * n_params)
+        tokens = flops / (FLOPS_PER_PARAM_TOKEN * n_params)
     else:
         raise ValueError(
             f"runs table has neither a 'D' (tokens) nor a 'C' (training flops) column; "

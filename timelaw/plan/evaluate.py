@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from timelaw.config import TrainSetup
+from timelaw.config import TrainSetup, sequences_per_step
 from timelaw.memory import memory_footprint
 from timelaw.params import param_counts
 from timelaw.shapes import ShapeBatch
@@ -56,7 +56,7 @@ _ARRAYS = ("seconds_per_step", "tokens_per_step", "n_total", "n_non_embedding", 
 
 def tokens_per_step(shapes: ShapeBatch, setup: TrainSetup) -> np.ndarray:
     """Tokens one optimizer step trains on, over all data-parallel ranks."""
-    return shapes.micro_batch_size * shapes.grad_accum_steps * setup.data_parallel * shapes.seq_len
+    return sequences_per_step(shapes.micro_batch_size, setup.data_parallel, shapes.grad_accum_steps) * shapes.seq_len
 
 
 def training_memory(shapes: ShapeBatch, setup: TrainSetup) -> np.ndarray:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from timelaw.config import TrainSetup
+from timelaw.laws.allocation import FLOPS_PER_PARAM_TOKEN  # C = 6 N D
 from timelaw.plan.inputs import budget_seconds, resolve_device, resolve_law, resolve_setup
 from timelaw.plan.predict import Prediction, predict_resolved
 from timelaw.plan.search import outcome, price_candidates, u_curve
@@ -21,7 +22,6 @@ from timelaw.plan.space import SearchSpace
 __all__ = ["Exponent", "Frontier", "frontier", "fit_exponent", "FLOPS_PER_PARAM_TOKEN"]
 
 DEFAULT_HOURS = (0.1, 1.0, 4.0, 24.0)
-FLOPS_PER_PARAM_TOKEN = 6.0  # C = 6 N D: forward + backward, one multiply-add counted as 2 flops
 FRONTIER_COLUMNS = ("hours", "loss", "n_params", "tokens", "tokens_per_param", "d_model", "n_layers", "n_heads",
                     "aspect_ratio", "tokens_per_step", "mfu", "flops", "n_params_flops", "tokens_flops",
                     "loss_flops")

@@ -12,7 +12,7 @@ from typing import Optional
 
 import numpy as np
 
-from timelaw.config import TrainSetup, TransformerConfig
+from timelaw.config import TrainSetup, TransformerConfig, sequences_per_step
 from timelaw.plan.evaluate import Evaluated, evaluate, law_inputs, loss_for_tokens, steps_in, training_memory
 from timelaw.plan.inputs import LawChoice, resolve_device, resolve_law, resolve_setup, single_budget
 from timelaw.plan.predict import GIB, Prediction, predict_resolved
@@ -63,7 +63,7 @@ class Candidates:
     def config_and_setup(self, index: int) -> tuple[TransformerConfig, TrainSetup]:
         one = self.locate(index)
         micro, accum = int(one.shapes.micro_batch_size), int(one.shapes.grad_accum_steps)
-        global_batch = micro * accum * one.setup.data_parallel
+        global_batch = sequences_per_step(micro, one.setup.data_parallel, accum)
         setup = TrainSetup(**{**one.setup.model_dump(), "micro_batch_size": micro,
                               "global_batch_size": global_batch})
         return one.shapes.to_config(), setup
@@ -119,7 +119,7 @@ def outcome(candidates: Candidates, budget: float, law_choice: LawChoice, unique
 def table_rows(candidates: Candidates, result: Outcome, indices) -> list[dict]:
     """Readable rows for the candidates at `indices` (rank order)."""
     c = {n: candidates.column(n)[indices] for n in candidates._columns}
-    global_batch = c["micro_batch_size"] * c["grad_accum_steps"] * candidates.parts[0].setup.data_parallel
+    global_batch = sequences_per_step(c["micro_batch_size"], candidates.parts[0].setup.data_parallel, c["grad_accum_steps"])
     columns = {
         "rank": np.arange(1, len(indices) + 1), "loss": result.loss[indices], "n_params": c["n_total"],
         "tokens": result.tokens[indices], "steps": result.steps[indices], "d_model": c["d_model"],

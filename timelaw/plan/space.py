@@ -8,9 +8,9 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-from timelaw.config import TrainSetup, default_d_ff
+from timelaw.config import TrainSetup, default_d_ff, sequences_per_step
 from timelaw.params import param_counts
-from timelaw.shapes import ShapeBatch
+from timelaw.shapes import ShapeBatch, categorical_choices, is_categorical_choice
 
 __all__ = ["SearchSpace", "model_grid", "candidate_batches"]
 
@@ -71,9 +71,14 @@ class SearchSpace:
             raise ValueError(f"head_dim_min ({self.head_dim_min}) exceeds head_dim_max ({self.head_dim_max})")
         if not self.min_params < self.max_params:
             raise ValueError(f"min_params ({self.min_params:g}) must be below max_params ({self.max_params:g})")
-        bad = [m for m in self.mlps if m not in ("gelu", "swiglu", "geglu")]
+        # The categorical choices every candidate shares, checked against what a shape can count.
+        choices = categorical_choices()
+        bad = [m for m in self.mlps if not is_categorical_choice(m, choices["mlp"])]
         if bad:
-            raise ValueError(f"mlps must be 'gelu', 'swiglu' or 'geglu', got {bad}")
+            raise ValueError(f"mlps must each be one of {', '.join(map(repr, choices['mlp']))}; got {bad}")
+        for name, value in self.categorical.items():
+            if not is_categorical_choice(value, choices[name]):
+                raise ValueError(f"{name} must be one of {', '.join(map(repr, choices[name]))}; got {value!r}")
         # the sizes every candidate shares, checked here as TransformerConfig / TrainSetup check one shape's
         for name, values, least in (("vocab_size", (self.vocab_size,), 2), ("seq_lens", self.seq_lens, 1),
                                     ("n_layers", self.n_layers, 1), ("micro_batch_sizes", self.micro_batch_sizes, 1),
@@ -115,8 +120,8 @@ def model_grid(space: SearchSpace, mlp: str) -> ShapeBatch:
     grid = np.meshgrid(np.arange(width.size), layers, seqs, indexing="ij")
     pair, n_layers, seq_len = (g.ravel() for g in grid)
     d_model = width[pair]
-    ff_of_width = {w: default_d_ff(int(w), mlp) for w in np.unique(width)}  # the config's rule, per width
-    d_ff = np.vectorize(ff_of_width.__getitem__, otypes=[np.float64])(d_model) if d_model.size else d_model
+    widths, which = np.unique(d_model, return_inverse=True)
+    d_ff = np.array([default_d_ff(int(w), mlp) for w in widths], dtype=np.float64)[which]  # the config's rule
     shapes = ShapeBatch(
         d_model=d_model, n_layers=n_layers, n_heads=heads[pair], n_kv_heads=heads[pair], d_ff=d_ff,
         vocab_size=np.full_like(d_model, space.vocab_size), seq_len=seq_len, micro_batch_size=1.0,
@@ -135,7 +140,7 @@ def _batch_choices(space: SearchSpace, setup: TrainSetup) -> np.ndarray:
     for seq in space.seq_lens:
         for tokens in space.tokens_per_step:
             for micro in space.micro_batch_sizes:
-                per_pass = seq * micro * setup.data_parallel
+                per_pass = seq * sequences_per_step(micro, setup.data_parallel)
                 if tokens % per_pass == 0:
                     rows.append((seq, micro, tokens // per_pass))
     return np.array(rows, dtype=np.float64).reshape(-1, 3)
