@@ -255,3 +255,20 @@ def test_cli(text_file, tmp_path, capsys):
     assert "a law fit needs more than 5 runs" in printed  # 3 runs: it says so instead of suggesting a fit
     with pytest.raises(SystemExit):
         parser.parse_args(["pilot", "--data", "x", "--budget", "soon"])
+
+
+def test_one_budget_pilot_then_fit_succeeds(text_file, tmp_path, capsys):
+    """The issue's user path, small: `timelaw pilot` with one budget, then the `timelaw fit` it suggests."""
+    from timelaw.cli import main
+
+    out = tmp_path / "runs.csv"
+    assert main(["pilot", "--data", str(text_file), "--budget", "0.3s", "--sizes", "16x1x2", "32x1x2",
+                 "--seq-len", "32", "--batch", "4", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"fit them with: timelaw fit {out}" in printed
+    rows = read_rows(out)
+    assert len(rows) == 6 and sorted({row["budget_seconds"] for row in rows}) == [0.075, 0.15, 0.3]
+    assert all(isinstance(row["N"], int) and isinstance(row["D"], int) for row in rows)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.csv", "runs.curves.jsonl"]  # no lock files
+    assert main(["fit", str(out), "--bootstrap", "0", "--grid", "8", "--out", str(tmp_path / "law.json")]) == 0
+    assert "chinchilla law" in capsys.readouterr().out and (tmp_path / "law.json").exists()
