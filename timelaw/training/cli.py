@@ -38,8 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="a text file or a folder of text files")
     p.add_argument("--budget", required=True, nargs="+", type=_budget,
                    help="training budget per run: 30s, 2m, 1h30m, ... One budget B also trains every size for "
-                        "B/4 and B/2, so that `timelaw fit` can tell N from D (see --no-ladder); several: "
-                        "exactly those budgets")
+                        "B/4 and B/2 (1.75 B of training per size), so that `timelaw fit` can tell N from D "
+                        "(see --no-ladder); several: exactly those budgets")
     p.add_argument("--no-ladder", dest="ladder", action="store_false",
                    help="with one budget, train only that budget (the runs then cannot be fitted alone)")
     p.add_argument("--sizes", nargs="+", default=list(DEFAULT_SIZES),
