@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from timelaw import TrainSetup, TransformerConfig, frontier, optimize, predict_loss
-from timelaw.laws import CriticalBatch, FitRange, PRESET_NAMES, fit_loss_law, load_law, make_law, preset
+from timelaw.laws import (CriticalBatch, FitRange, PRESET_NAMES, fit_critical_batch, fit_loss_law, load_law, make_law,
+                          preset)
 from timelaw.plan.search import optimum_bounds
 from timelaw.plan.space import SearchSpace
 
@@ -201,3 +202,22 @@ def test_optimize_table_lists_distinct_shapes():
     assert len(shapes) == len(set(shapes)) == 10
     assert [r["loss"] for r in plan.table] == sorted(r["loss"] for r in plan.table)
     assert plan.table[0]["loss"] == pytest.approx(plan.best.loss, rel=1e-12)
+
+
+def test_fit_critical_batch_recovers_the_batch_scale_of_a_sweep():
+    # A sweep computed by hand with B_* = 5e7 (a quarter of Kaplan's): Chinchilla's equation with
+    # D_eff = D / (1 + B / B_crit(L)), B_crit(L) = 5e7 / L^(1/0.21), solved by plain fixed-point iteration.
+    c = preset("epoch2024").params_
+    n, d = 3e8, 6e9
+    batch = np.array([2.0 ** k for k in range(14, 21)])  # larger batches have no finite fixed point here
+    loss = np.full(batch.size, 3.0)
+    for _ in range(5000):
+        d_eff = d / (1 + batch / (5e7 / loss ** (1 / 0.21)))
+        loss = c["E"] + c["A"] / n ** c["alpha"] + c["B"] / d_eff ** c["beta"]
+    law = make_law("chinchilla", c, critical_batch=CriticalBatch())
+    runs = {"N": np.full(batch.size, n), "D": np.full(batch.size, d), "batch_tokens": batch, "loss": loss}
+    fitted = fit_critical_batch(law, runs)
+    assert fitted.b_star_tokens == pytest.approx(5e7, rel=1e-3)
+    assert law.critical_batch_ == CriticalBatch()  # the law itself is left as it was
+    with pytest.raises(ValueError, match="batch_tokens"):
+        fit_critical_batch(law, {k: v for k, v in runs.items() if k != "batch_tokens"})

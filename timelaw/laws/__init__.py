@@ -15,7 +15,7 @@ from timelaw.laws.allocation import (
     optimal_params_for_tokens,
 )
 from timelaw.laws.base import LossLaw
-from timelaw.laws.batch import CriticalBatch
+from timelaw.laws.batch import CriticalBatch, fit_critical_batch
 from timelaw.laws.ranges import FitRange
 from timelaw.laws.fitting import DegenerateFitWarning
 from timelaw.laws.forms import (
@@ -48,6 +48,7 @@ __all__ = [
     "FitRange",
     "compute_optimal",
     "compute_optimal_exponents",
+    "fit_critical_batch",
     "fit_loss_law",
     "load_law",
     "make_law",

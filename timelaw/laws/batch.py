@@ -12,7 +12,7 @@ alpha_B = 0.21: the critical batch grows as the loss falls, so longer runs (more
 as Zhang et al. 2024 ("How Does Critical Batch Size Scale in Pre-training?", arXiv:2410.21676) also find.
 
 Kaplan's losses are nats per token on WebText2 with the GPT-2 tokenizer, so B_* transfers to other data only
-roughly; `refit_critical_batch` refits it on a user's batch sweep. The critical batch is evaluated at the final
+roughly; `fit_critical_batch` refits it on a user's batch sweep. The critical batch is evaluated at the final
 loss, where it is largest: earlier in training the batch is further above critical, so this is optimistic
 for batches far above B_crit.
 """
@@ -57,3 +57,41 @@ class CriticalBatch:
     @classmethod
     def from_dict(cls, record) -> "CriticalBatch":
         return cls(**record)
+
+
+def fit_critical_batch(law, runs, *, alpha_b: float = KAPLAN_ALPHA_B, delta: float = 1e-3) -> CriticalBatch:
+    """Refit B_* of the batch term to a batch sweep, the law's other constants held fixed.
+
+    runs: a runs table (see timelaw.laws.tables) with `batch_tokens`, and `d_model`/`n_layers` for a shape law;
+    several batch sizes at otherwise similar settings identify B_*. The objective is the law's own: the summed
+    Huber loss of log(measured) - log(predicted), here over log B_* on a grid (1e2 to 1e12 tokens) refined by
+    a bounded scalar search. Returns the CriticalBatch; set it with `law.critical_batch_ = ...`.
+    """
+    from scipy.optimize import minimize_scalar
+
+    from timelaw.laws.fitting import huber
+    from timelaw.laws.tables import read_runs
+
+    table = read_runs(runs)
+    if table.batch_tokens is None or np.ptp(table.batch_tokens) == 0:
+        raise ValueError("a batch sweep needs a 'batch_tokens' column with at least two different batch sizes")
+    shape = {} if table.d_model is None else {"d_model": table.d_model, "n_layers": table.n_layers}
+    target = np.log(table.loss)
+    original = law.critical_batch_
+
+    def objective(log_b_star: float) -> float:
+        law.critical_batch_ = CriticalBatch(float(np.exp(log_b_star)), alpha_b, source="fitted to a batch sweep")
+        predicted = law.predict(table.n_params, table.tokens, table.unique_tokens, batch_tokens=table.batch_tokens,
+                                **shape)
+        return float(huber(np.log(predicted) - target, delta)[0].sum())
+
+    try:
+        grid = np.linspace(np.log(1e2), np.log(1e12), 41)
+        best = grid[int(np.argmin([objective(g) for g in grid]))]
+        step = grid[1] - grid[0]
+        result = minimize_scalar(objective, bounds=(best - step, best + step), method="bounded",
+                                 options={"xatol": 1e-6})
+    finally:
+        law.critical_batch_ = original
+    return CriticalBatch(float(np.exp(result.x)), alpha_b,
+                         source=f"fitted to {table.source} (B_* only; alpha_B = {alpha_b:g} as in Kaplan et al. 2020)")
