@@ -264,3 +264,12 @@ def test_pilot_errors_use_pilot_flags(capsys, tmp_path):
     assert code == 2
     assert_one_clean_line(err)
     assert err.count("--batch 0: must be greater than 0") == 1 and "global" not in err
+
+
+def test_a_message_that_begins_with_a_field_begins_with_its_flag(capsys):
+    code, err = run_cli(capsys, "predict", "--d-model", "768", "--layers", "12", "--hours", "0", "--profile", A100)
+    assert code == 2 and "error: --hours must be finite and > 0, got 0.0" in err
+    from timelaw.cli_errors import explain
+
+    assert explain(ValueError("grid (the number of starting points) must be >= 1, got 0"), "fit").startswith("--grid")
+    assert explain(ValueError("alpha + beta must be > 1/2"), "phases") == "alpha + beta must be > 1/2"

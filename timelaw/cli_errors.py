@@ -64,7 +64,8 @@ FLAGS: dict[str, Union[str, dict[str, Optional[str]]]] = {
 }
 
 # Field names that only a programmer would write (they contain "_"): translated wherever they appear in a
-# message. Plain words ("hours", "law", "grid") are translated only where pydantic names them as the field.
+# message. Plain words ("hours", "law", "grid") only where pydantic names them as the field, or where one
+# begins the message as its subject ("hours must be finite and > 0").
 _IDENTIFIER = re.compile(r"(?<![\w-])(" + "|".join(sorted((f for f in FLAGS if "_" in f), key=len, reverse=True))
                          + r")(?![\w-])")
 
@@ -78,7 +79,11 @@ def flag_for(field: str, command: Optional[str] = None) -> str:
 
 
 def _in_flags(text: str, command: Optional[str]) -> str:
-    return _IDENTIFIER.sub(lambda m: flag_for(m.group(1), command), text)
+    text = _IDENTIFIER.sub(lambda m: flag_for(m.group(1), command), text)
+    first = re.match(r"([a-z]+)(?= (?:must |is |has |\())", text)  # "hours must ...": a leading word is the field
+    if first and first.group(1) in FLAGS:
+        text = flag_for(first.group(1), command) + text[first.end():]
+    return text
 
 
 def _value(value) -> str:
