@@ -24,6 +24,12 @@ from timelaw.provenance import provenance
 _CHINCHILLA_RANGE = {"N": (5.7e7, 1.6e10), "D": (2.5e8, 3.2e11), "tokens_per_param": (0.036, 341.0)}
 _GEMSTONES_SHAPES = {"aspect_ratio": (3.2, 256.0), "n_layers": (3.0, 80.0)}
 
+# Epoch AI's refit of Chinchilla: the constants and bootstrap 95% intervals of epoch2024, which composite2026
+# shares.
+_EPOCH_PARAMS = {"E": 1.81686, "A": 482.00572, "B": 2085.4342, "alpha": 0.34781, "beta": 0.36585}
+_EPOCH_CI = {"E": (1.769, 1.871), "A": (285.2, 743.6), "B": (1042.4, 5810.3), "alpha": (0.317, 0.373),
+             "beta": (0.331, 0.415)}
+
 _PRESETS: dict[str, dict[str, Any]] = {
     "hoffmann2022": {
         "form": "chinchilla",
@@ -40,14 +46,8 @@ _PRESETS: dict[str, dict[str, Any]] = {
     },
     "epoch2024": {
         "form": "chinchilla",
-        "params": {"E": 1.81686, "A": 482.00572, "B": 2085.4342, "alpha": 0.34781, "beta": 0.36585},
-        "ci": {
-            "E": (1.769, 1.871),
-            "A": (285.2, 743.6),
-            "B": (1042.4, 5810.3),
-            "alpha": (0.317, 0.373),
-            "beta": (0.331, 0.415),
-        },
+        "params": _EPOCH_PARAMS,
+        "ci": _EPOCH_CI,
         "ci_level": 0.95,
         "citation": (
             "Besiroglu, Erdil, Barnett, You 2024, 'Chinchilla Scaling: A replication attempt', "
@@ -61,17 +61,8 @@ _PRESETS: dict[str, dict[str, Any]] = {
         "form": "shape",
         # E, A, B, alpha, beta: epoch2024. R0, gamma: the shape penalty, fitted by timelaw to the 16 Gemstones
         # shapes under 600M (all 160 rows; `python benchmarks/shape_law.py`), with bootstrap 95% intervals.
-        "params": {"E": 1.81686, "A": 482.00572, "B": 2085.4342, "alpha": 0.34781, "beta": 0.36585,
-                   "R0": 995.35, "gamma": 1.4833},
-        "ci": {
-            "E": (1.769, 1.871),
-            "A": (285.2, 743.6),
-            "B": (1042.4, 5810.3),
-            "alpha": (0.317, 0.373),
-            "beta": (0.331, 0.415),
-            "R0": (793.8, 1293.2),
-            "gamma": (1.118, 1.766),
-        },
+        "params": {**_EPOCH_PARAMS, "R0": 995.35, "gamma": 1.4833},
+        "ci": {**_EPOCH_CI, "R0": (793.8, 1293.2), "gamma": (1.118, 1.766)},
         "ci_level": 0.95,
         "critical_batch": True,
         "citation": (

@@ -8,8 +8,6 @@ naming the column, so nothing downstream re-checks them.
 """
 from __future__ import annotations
 
-import csv
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from timelaw.files import TABLE_SUFFIXES, read_records
 from timelaw.laws.allocation import FLOPS_PER_PARAM_TOKEN
 
 EXPECTED_COLUMNS = (
@@ -125,36 +124,13 @@ def _length_message(named: Mapping[str, np.ndarray]) -> str:
 def _read_file(path: Path) -> dict[str, list[Any]]:
     if not path.is_file():
         raise ValueError(f"runs file {str(path)!r} does not exist")
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return _read_csv(path)
-    if suffix in (".jsonl", ".ndjson"):
-        return _read_jsonl(path)
-    raise ValueError(f"runs file {str(path)!r} must end in .csv, .jsonl or .ndjson")
-
-
-def _read_csv(path: Path) -> dict[str, list[Any]]:
-    with path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    if path.suffix.lower() not in TABLE_SUFFIXES:
+        raise ValueError(f"runs file {str(path)!r} must end in {', '.join(TABLE_SUFFIXES)}")
+    rows = read_records(path)
     if not rows:
-        raise ValueError(f"runs file {str(path)!r} has no runs: no rows below its header")
-    # An empty cell becomes NaN, so that validation reports it as a missing value in its row.
-    return _columns_from_rows(rows, empty="nan")
-
-
-def _read_jsonl(path: Path) -> dict[str, list[Any]]:
-    rows = []
-    with path.open() as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}: line {number} is not valid JSON: {err}") from None
-    if not rows:
-        raise ValueError(f"runs file {str(path)!r} has no runs: it holds no JSON lines")
-    return _columns_from_rows(rows, empty=None)
+        raise ValueError(f"runs file {str(path)!r} has no runs: no rows below its header, or no JSON lines")
+    # An empty CSV cell becomes NaN, so that validation reports it as a missing value in its row.
+    return _columns_from_rows(rows, empty="nan" if path.suffix.lower() == ".csv" else None)
 
 
 def _columns_from_rows(rows: list[Mapping[str, Any]], empty: Any) -> dict[str, list[Any]]:
