@@ -12,7 +12,7 @@ import pytest
 
 from timelaw.config import TrainSetup, TransformerConfig
 from timelaw.devices.registry import load_profile
-from timelaw.devices.step_design import GPU, benchmark_steps, design_steps
+from timelaw.devices.step_design import benchmark_steps, design_steps
 from timelaw.ledger import ledger
 
 

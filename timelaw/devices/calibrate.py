@@ -267,7 +267,7 @@ PLANS = {
     # quick on a 2-core CPU: ~10 s per pass; the budget buys repeated passes (the 3-minute allowance)
     ("cpu", True): CalibrationPlan((32, 128, 512), 20, 0.3, 3, 2, 0.01, 5, 8, 150.0),
     ("gpu", False): CalibrationPlan((64, 256, 1024, 4096, 16384), 30, 1.0, 10, 3, 0.05, 3, 2, 900.0),
-    ("gpu", True): CalibrationPlan((128, 512, 2048, 8192), 16, 0.5, 5, 3, 0.02, 3, 2, 120.0),
+    ("gpu", True): CalibrationPlan((128, 512, 2048, 8192), 16, 0.5, 5, 3, 0.01, 3, 2, 120.0),
 }
 
 
