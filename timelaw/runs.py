@@ -37,7 +37,11 @@ __all__ = ["RunsTable", "LogFormatError", "read_trainer_state", "read_wandb_csv"
            "read_log", "read_logs", "concat", "profile_from_runs", "DEFAULT_WARMUP_STEPS"]
 
 DEFAULT_WARMUP_STEPS = 10  # optimizer steps whose times are left out (compilation, allocator, caches)
-COLUMNS = ("run", "step", "N", "D", "loss", "seconds_per_step", "N_non_embedding", "tokens_per_step", "source")
+# d_model and n_layers let fit_loss_law(table, form="shape") see the shape. The batch is tokens_per_step, not
+# batch_tokens: fit_loss_law applies the published batch term to a batch_tokens column, which a user should
+# choose to do (rename the column) rather than get by default.
+COLUMNS = ("run", "step", "N", "D", "loss", "seconds_per_step", "N_non_embedding", "tokens_per_step", "d_model",
+           "n_layers", "source")
 
 
 class LogFormatError(ValueError):
@@ -175,6 +179,7 @@ def _table(name: str, source: Path, cfg: TransformerConfig, setup: TrainSetup, s
         D=tokens[keep], loss=np.asarray(losses, dtype=np.float64)[keep],
         seconds_per_step=np.asarray(seconds, dtype=np.float64)[keep],
         N_non_embedding=np.full(n, float(counts.non_embedding)), tokens_per_step=np.full(n, float(tokens_per_step)),
+        d_model=np.full(n, float(cfg.d_model)), n_layers=np.full(n, float(cfg.n_layers)),
         source=np.array([str(source)] * n, dtype=object),
     )
     if n == 0:
