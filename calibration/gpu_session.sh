@@ -103,8 +103,12 @@ run() {
 
     echo "== device facts"
     date -u
-    command -v nvidia-smi >/dev/null && nvidia-smi && nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,clocks.max.sm,clocks.max.mem,temperature.gpu,power.draw,power.limit --format=csv
-    "$PY" - <<'EOF'
+    if command -v nvidia-smi >/dev/null; then
+        timeout 30 nvidia-smi
+        timeout 30 nvidia-smi --format=csv \
+            --query-gpu=name,clocks.sm,clocks.mem,clocks.max.sm,clocks.max.mem,temperature.gpu,power.draw,power.limit
+    fi
+    timeout 60 "$PY" - <<'EOF'
 import platform, torch
 print(f"python {platform.python_version()} at {__import__('sys').executable}; torch {torch.__version__}, "
       f"CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}, threads {torch.get_num_threads()}")
