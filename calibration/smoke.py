@@ -55,7 +55,7 @@ def main(argv=None) -> int:
             timing = time_training_steps(cfg, setup, device=args.device, steps=2, warmup_steps=1)
             say(f"reference step {precision} recompute={recompute} accumulate={accumulate}: "
                 f"{timing.seconds * 1e3:.2f} ms")
-    plan = CalibrationPlan(matmul_sizes=(128, 512), n_fit=12, step_time_scale=0.05, timed_steps=2,
+    plan = CalibrationPlan(matmul_sizes=(128, 512), n_fit=12, step_time_scale=0.02, timed_steps=2,
                            warmup_steps=1, min_seconds=0.002, repeats=2, passes=1)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "smoke.json"
