@@ -218,3 +218,71 @@ def test_memcopy_never_prices_a_step_below_its_flops_at_peak():
     seconds = float(get_estimator(profile, "memcopy").predict(cfg, setup))
     assert seconds >= float(step.total("flops")) / profile.peak("fp32")
     assert model_flops_per_step(step) / (seconds * profile.peak("fp32")) <= 1
+
+
+def test_the_cuda_apis_calibration_calls_exist_in_this_torch():
+    """No GPU here: at least every torch.cuda name the GPU path uses must exist (a typo would cost a session)."""
+    for name in ("Event", "Stream", "stream", "current_stream", "CUDAGraph", "graph", "synchronize", "set_device",
+                 "mem_get_info", "get_device_properties", "empty_cache", "OutOfMemoryError", "device_count"):
+        assert hasattr(torch.cuda, name), name
+    assert hasattr(torch.backends.cuda.matmul, "allow_tf32") and hasattr(torch, "get_float32_matmul_precision")
+
+
+class _FakeCuda:
+    """Just enough of torch.cuda to run the Timer's CUDA path on the CPU (events read the host clock)."""
+
+    def __init__(self, capture_fails=False):
+        import contextlib
+        import time
+
+        self.capture_fails, self.synced, self.replays = capture_fails, [], 0
+        fake = self
+
+        class Event:
+            def __init__(self, enable_timing=False):
+                self.t = None
+
+            def record(self):
+                self.t = time.perf_counter()
+
+            def synchronize(self):
+                pass
+
+            def elapsed_time(self, end):
+                return (end.t - self.t) * 1e3
+
+        class Graph:
+            def replay(self):
+                fake.replays += 1
+
+        @contextlib.contextmanager
+        def graph(g):
+            if fake.capture_fails:
+                raise RuntimeError("capture failed (simulated)")
+            yield
+
+        self.Event, self.CUDAGraph, self.graph = Event, Graph, graph
+        stream_type = type("Stream", (), {"wait_stream": lambda self, other: None})
+        self.Stream = self.current_stream = lambda device=None: stream_type()
+        self.stream = lambda s: contextlib.nullcontext()
+        self.synchronize = lambda device=None: fake.synced.append(device)
+
+
+@pytest.mark.parametrize("capture_fails", [False, True])
+def test_cuda_timer_path_names_the_device_and_falls_back_from_a_failed_graph(monkeypatch, capture_fails):
+    from timelaw.devices.microbench import Timer
+
+    fake = _FakeCuda(capture_fails)
+    for name in ("Event", "CUDAGraph", "graph", "Stream", "stream", "current_stream", "synchronize"):
+        monkeypatch.setattr(torch.cuda, name, getattr(fake, name))
+    x = torch.ones(64, 64)
+    timer = Timer("cuda:1", min_seconds=0.001, repeats=2, method="graph")
+    seconds = timer(lambda: torch.mm(x, x))
+    assert seconds >= 0 and np.isfinite(seconds)
+    assert fake.synced and all(d == torch.device("cuda:1") for d in fake.synced)  # never the default device
+    if capture_fails:
+        assert timer.counts == {"graph_captures": 0, "graph_failures": 1} and fake.replays == 0
+    else:
+        assert timer.counts == {"graph_captures": 1, "graph_failures": 0} and fake.replays == 1 + 2
+    host = timer.with_method("host")
+    assert host(lambda: torch.mm(x, x)) > 0 and host.counts is timer.counts
