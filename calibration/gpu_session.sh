@@ -44,6 +44,26 @@ prepare() {
             "$(echo "$PINS" | tr ' ' '\n' | grep '^pydantic-core')" || return 1
     done
     ls -l "$WHEELS"
+    # If a CPython 3.12 is at hand, check that the device's wheel set installs and imports.
+    local p312
+    for p312 in python3.12 "$(command -v pyenv >/dev/null && pyenv root)/versions/3.12"*/bin/python3.12; do
+        if "$p312" -c 1 >/dev/null 2>&1; then
+            local t
+            t=$(mktemp -d)
+            # shellcheck disable=SC2046
+            if ! PIP_ROOT_USER_ACTION=ignore "$p312" -m pip install -q --no-index --no-deps --no-compile \
+                    --no-cache-dir --target "$t" --find-links "$WHEELS" $(echo "$PINS" | sed 's/==[^ ]*//g') \
+                || ! PYTHONPATH="$t" "$p312" -c "import sys, pydantic
+print('== device wheels install and import on Python', sys.version.split()[0], '-> pydantic', pydantic.VERSION)"
+            then
+                echo "prepare: the device wheels do not install on Python 3.12"
+                rm -rf "$t"
+                return 1
+            fi
+            rm -rf "$t"
+            break
+        fi
+    done
     git check-ignore -q "$WHEELS" || echo "prepare: WARNING .whl/ is not git-ignored (it must travel by carry)"
     echo "== smoke test here"
     PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" timeout 120 python3 calibration/smoke.py --device cpu
