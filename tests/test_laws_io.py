@@ -26,7 +26,8 @@ def chinchilla_runs(seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def test_preset_names():
-    assert set(PRESET_NAMES) == {"hoffmann2022", "epoch2024", "composite2026", "muennighoff2023", "kaplan2020"}
+    assert set(PRESET_NAMES) == {"hoffmann2022", "epoch2024", "composite2026", "muennighoff2023", "composite2026_data",
+                                 "kaplan2020"}
 
 
 @pytest.mark.parametrize("name", ["hoffmann2022", "epoch2024", "muennighoff2023", "kaplan2020"])

@@ -87,6 +87,9 @@ def test_epoch_residuals_and_provenance(epoch_fit):
 def test_muennighoff_check_values(n_params, tokens, expected):
     law = preset("muennighoff2023")
     assert round(float(law.predict(n_params, tokens, unique_tokens=25e9)), 4) == expected
+    # composite2026_data is the same law for a typical shape (no d_model / n_layers given)
+    composite = preset("composite2026_data")
+    assert round(float(composite.predict(n_params, tokens, unique_tokens=25e9)), 4) == expected
 
 
 def test_data_constrained_without_unique_tokens_is_chinchilla():

@@ -266,13 +266,13 @@ def test_a_measured_profile_without_bf16_gets_a_setup_it_can_price():
 def test_unique_tokens_use_the_data_constrained_law_and_count_epochs():
     unique = 2e8
     p = predict_loss(GPT2, hours=8, profile=A100, unique_tokens=unique)
-    assert p.law == "muennighoff2023" and p.epochs == pytest.approx(p.tokens / unique)
+    assert p.law == "composite2026_data" and p.epochs == pytest.approx(p.tokens / unique)
     assert p.epochs > 4
-    unlimited = predict_loss(GPT2, hours=8, profile=A100, law="muennighoff2023")
+    unlimited = predict_loss(GPT2, hours=8, profile=A100, law="composite2026_data")
     assert p.loss > unlimited.loss + 0.05  # repeated tokens are worth less
     # past many epochs, 10x more time buys less than half what it buys with unlimited data
     longer = predict_loss(GPT2, hours=80, profile=A100, unique_tokens=unique)
-    longer_unlimited = predict_loss(GPT2, hours=80, profile=A100, law="muennighoff2023")
+    longer_unlimited = predict_loss(GPT2, hours=80, profile=A100, law="composite2026_data")
     assert 0 <= p.loss - longer.loss < 0.5 * (unlimited.loss - longer_unlimited.loss)
     ignored = predict_loss(GPT2, hours=8, profile=A100, law="epoch2024", unique_tokens=unique)
     assert any("does not model repeated data" in n for n in ignored.notes)

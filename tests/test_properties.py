@@ -132,12 +132,8 @@ def test_every_preset_law_stays_below_a_uniform_guess(law, config, budget, profi
     assert_possible(prediction, cfg.vocab_size, irreducible(law))
 
 
-@pytest.mark.xfail(strict=True, reason="OPEN (laws/planner): with vocab_size < e^E the interval [E, ln(vocab)] is "
-                   "empty; predict_loss returns ln(vocab), below the law's floor, instead of refusing the config")
 def test_a_vocabulary_below_the_laws_floor_is_refused():
+    # ln(2) = 0.69 nats is below the default law's E = 1.82: no loss in [E, ln(vocab)] exists
     cfg = timelaw.TransformerConfig(d_model=8, n_heads=1, n_layers=1, vocab_size=2, seq_len=16)
-    try:
-        prediction = timelaw.predict_loss(cfg, hours=1, profile="a100-sxm-40gb")
-    except REFUSALS:
-        return
-    assert_possible(prediction, cfg.vocab_size, irreducible())
+    with pytest.raises(ValueError, match="vocab_size 2: .* below this shape law's irreducible loss"):
+        timelaw.predict_loss(cfg, hours=1, profile="a100-sxm-40gb")

@@ -105,7 +105,8 @@ class LossLaw:
 
     @classmethod
     def theta_from_params(cls, params: Mapping[str, float]) -> np.ndarray:
-        return np.array([np.log(params[n]) if n in cls.log_scaled else params[n] for n in cls.param_names], float)
+        with np.errstate(divide="ignore"):  # a fit may drive a scale to exactly 0: its log is -inf, exp gives 0 back
+            return np.array([np.log(params[n]) if n in cls.log_scaled else params[n] for n in cls.param_names], float)
 
     @classmethod
     def params_from_theta(cls, theta: np.ndarray) -> dict[str, float]:
@@ -268,6 +269,11 @@ class LossLaw:
         if batch_tokens is not None and self.critical_batch_ is not None:
             log_b = _log_positive(batch_tokens, "batch_tokens")
         log_v = None if vocab_size is None else _log_positive(vocab_size, "vocab_size")
+        if log_v is not None and np.any(log_v <= self.floor()):
+            smallest = float(np.exp(np.min(log_v)))
+            raise ValueError(f"vocab_size {smallest:g}: a uniform guess over it, ln({smallest:g}) = {np.log(smallest):.3g} "
+                             f"nats, is below this {self.form} law's irreducible loss E = {self.floor():.3g}, so the "
+                             f"law cannot describe it; use a vocabulary above e^E = {np.exp(self.floor()):.3g} tokens")
         return log_n, log_d, log_u, log_r, log_b, log_v
 
     def _loss(self, theta, inputs) -> np.ndarray:

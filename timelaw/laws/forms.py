@@ -144,13 +144,36 @@ class ShapeLaw(LossLaw):
         return np.logaddexp(np.logaddexp(n_term, b - beta * log_d), e)
 
 
+class ShapeDataConstrainedLaw(LossLaw):
+    """The shape law on Muennighoff et al.'s effective N' and D': repeated data and wide, shallow shapes both
+    cost loss. L = E + A (1 + (r / R0)^gamma) / N'^alpha + B / D'^beta (N', D' as in DataConstrainedLaw).
+    With unique_tokens=None it is the shape law; with typical shapes, the data-constrained law."""
+
+    form = "shape_data_constrained"
+    equation = "L = E + A (1 + (r / R0)^gamma) / N'^alpha + B / D'^beta, N' and D' as in data_constrained"
+    param_names = DataConstrainedLaw.param_names + ("R0", "gamma")
+    log_scaled = DataConstrainedLaw.log_scaled | {"R0"}
+    start_box = {**DataConstrainedLaw.start_box, "R0": ShapeLaw.start_box["R0"], "gamma": ShapeLaw.start_box["gamma"]}
+    bounds = {**DataConstrainedLaw.bounds, "R0": ShapeLaw.bounds["R0"], "gamma": ShapeLaw.bounds["gamma"]}
+    uses_unique_tokens = True
+    uses_shape = True
+
+    @staticmethod
+    def log_loss(theta, log_n, log_d, log_u=None, log_r=None):
+        if log_u is not None:
+            log_n, log_d = _effective_logs(theta[:7], log_n, log_d, log_u)
+        return ShapeLaw.log_loss(np.concatenate([theta[:5], theta[7:9]]), log_n, log_d, None, log_r)
+
+
 FORMS: dict[str, type[LossLaw]] = {
-    law.form: law for law in (ChinchillaLaw, KaplanLaw, DataConstrainedLaw, ComputeOnlyLaw, ShapeLaw)
+    law.form: law for law in (ChinchillaLaw, KaplanLaw, DataConstrainedLaw, ComputeOnlyLaw, ShapeLaw,
+                              ShapeDataConstrainedLaw)
 }
 
 
 def make_law(form: str, params: dict[str, float] | None = None, **attributes: Any) -> LossLaw:
-    """A law of the named form ("chinchilla", "kaplan", "data_constrained", "compute_only", "shape")."""
+    """A law of the named form ("chinchilla", "kaplan", "data_constrained", "compute_only", "shape",
+    "shape_data_constrained")."""
     if form not in FORMS:
         raise ValueError(f"unknown loss-law form {form!r}; choose one of {', '.join(FORMS)}")
     return FORMS[form](params, **attributes)

@@ -23,6 +23,13 @@ from timelaw.provenance import provenance
 # abstract); the lower ends are Chinchilla's, an approximation.
 _CHINCHILLA_RANGE = {"N": (5.7e7, 1.6e10), "D": (2.5e8, 3.2e11), "tokens_per_param": (0.036, 341.0)}
 _GEMSTONES_SHAPES = {"aspect_ratio": (3.2, 256.0), "n_layers": (3.0, 80.0)}
+_MUENNIGHOFF_RANGE = {"N": (5.7e7, 9e9), "D": (2.5e8, 9e11)}
+# The shape penalty fitted by timelaw to the 16 Gemstones shapes under 600M (all 160 rows;
+# `python benchmarks/shape_law.py`), with bootstrap 95% intervals: shared by the composite presets.
+_SHAPE_PARAMS = {"R0": 995.35, "gamma": 1.4833}
+_SHAPE_CI = {"R0": (793.8, 1293.2), "gamma": (1.118, 1.766)}
+_MUENNIGHOFF_LOG_PARAMS = {"E": 0.6254804, "A": 6.255414, "B": 7.3049974}
+_MUENNIGHOFF_PARAMS = {"alpha": 0.3526596, "beta": 0.3526596, "R_D_star": 15.387756, "R_N_star": 5.309743}
 
 # Epoch AI's refit of Chinchilla: the constants and bootstrap 95% intervals of epoch2024, which composite2026
 # shares.
@@ -59,10 +66,9 @@ _PRESETS: dict[str, dict[str, Any]] = {
     },
     "composite2026": {
         "form": "shape",
-        # E, A, B, alpha, beta: epoch2024. R0, gamma: the shape penalty, fitted by timelaw to the 16 Gemstones
-        # shapes under 600M (all 160 rows; `python benchmarks/shape_law.py`), with bootstrap 95% intervals.
-        "params": {**_EPOCH_PARAMS, "R0": 995.35, "gamma": 1.4833},
-        "ci": {**_EPOCH_CI, "R0": (793.8, 1293.2), "gamma": (1.118, 1.766)},
+        # E, A, B, alpha, beta: epoch2024; R0, gamma: the shape penalty fitted here on Gemstones.
+        "params": {**_EPOCH_PARAMS, **_SHAPE_PARAMS},
+        "ci": {**_EPOCH_CI, **_SHAPE_CI},
         "ci_level": 0.95,
         "critical_batch": True,
         "citation": (
@@ -83,15 +89,33 @@ _PRESETS: dict[str, dict[str, Any]] = {
     "muennighoff2023": {
         "form": "data_constrained",
         # The repository gives the scales as logarithms (a, b, e) and the repetition constants directly.
-        "log_params": {"E": 0.6254804, "A": 6.255414, "B": 7.3049974},
-        "params": {"alpha": 0.3526596, "beta": 0.3526596, "R_D_star": 15.387756, "R_N_star": 5.309743},
+        "log_params": _MUENNIGHOFF_LOG_PARAMS,
+        "params": _MUENNIGHOFF_PARAMS,
         "citation": (
             "Muennighoff et al. 2023, 'Scaling Data-Constrained Language Models', arXiv:2305.16264; "
             "constants from the 'Parametric Fit' section of github.com/huggingface/datablations (README), "
             "which checks L(6.34e9, 242e9, U=25e9) = 2.2256 and L(8.67e9, 178e9, U=25e9) = 2.2270"
         ),
         "note": "alpha = beta were tied in the fit; the authors warn that absolute losses are unreliable",
-        "range": {"N": (5.7e7, 9e9), "D": (2.5e8, 9e11)},
+        "range": _MUENNIGHOFF_RANGE,
+    },
+    "composite2026_data": {
+        "form": "shape_data_constrained",
+        "log_params": _MUENNIGHOFF_LOG_PARAMS,
+        "params": {**_MUENNIGHOFF_PARAMS, **_SHAPE_PARAMS},
+        "ci": _SHAPE_CI,
+        "ci_level": 0.95,
+        "critical_batch": True,
+        "citation": (
+            "composed: the data-constrained law of muennighoff2023 (Muennighoff et al. 2023, arXiv:2305.16264, "
+            "datablations constants), the shape penalty of composite2026 (fitted by timelaw to Gemstones, "
+            "McLeish et al. 2025) and its batch term (McCandlish et al. 2018; Kaplan et al. 2020, eq. 5.3)"
+        ),
+        "note": (
+            "the planner's default when unique_tokens is given; intervals only for the shape constants "
+            "(the data-constrained constants were published without them)"
+        ),
+        "range": {**_MUENNIGHOFF_RANGE, **_GEMSTONES_SHAPES},
     },
     "kaplan2020": {
         "form": "kaplan",
@@ -114,7 +138,8 @@ PRESET_NAMES = tuple(_PRESETS)
 
 def preset(name: str) -> LossLaw:
     """A published law: "hoffmann2022", "epoch2024", "composite2026" (shape- and batch-aware, the planner's
-    default), "muennighoff2023" or "kaplan2020" (a fresh copy)."""
+    default), "muennighoff2023", "composite2026_data" (composite2026 with repeated data, the default when
+    unique tokens are given) or "kaplan2020" (a fresh copy)."""
     if name not in _PRESETS:
         raise ValueError(f"unknown loss-law preset {name!r}; choose one of {', '.join(PRESET_NAMES)}")
     entry = _PRESETS[name]

@@ -16,7 +16,7 @@ __all__ = [
 ]
 
 DEFAULT_LAW = "composite2026"  # epoch2024's Chinchilla terms + a shape penalty + a batch term (laws/presets.py)
-DEFAULT_DATA_LAW = "muennighoff2023"  # used instead when unique_tokens is given: it prices repeated data
+DEFAULT_DATA_LAW = "composite2026_data"  # used instead when unique_tokens is given: it prices repeated data
 SECONDS_PER_UNIT = {"hours": 3600.0, "minutes": 60.0, "seconds": 1.0}
 
 # Which parameter count each law form was fitted on. Hoffmann et al. (and Epoch's refit, and Muennighoff et
@@ -115,11 +115,12 @@ def resolve_law(law=None, unique_tokens=None, n_count: Optional[str] = None) -> 
 
 
 def resolve_device(profile=None, method: str = "roofline"):
-    """The step-time estimator for `profile` (see timelaw.timing.resolve_estimator) and its DeviceProfile."""
+    """The step-time estimator for `profile` (see timelaw.timing.resolve_estimator) and what it runs on: its
+    System (which answers for one device's peak and memory, and labels the network), else its DeviceProfile."""
     from timelaw.timing import resolve_estimator
 
     estimator = resolve_estimator(profile, method)
-    return estimator, estimator.profile
+    return estimator, getattr(estimator, "system", None) or estimator.profile
 
 
 def resolve_setup(setup, device):
