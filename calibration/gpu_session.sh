@@ -147,6 +147,10 @@ EOF
     fi
     [ "$QUICK" = 1 ] && quick=(--quick)
     [ "$QUICK" = 1 ] || { cal_budget=${CAL_BUDGET:-900}; bench_budget=${BENCH_BUDGET:-300}; }
+    local b
+    for b in "$cal_budget" "$bench_budget"; do
+        case "$b" in ''|*[!0-9]*) echo "run: CAL_BUDGET and BENCH_BUDGET are whole seconds, got '$b'"; exit 2 ;; esac
+    done
 
     stage smoke 60 "$PY" calibration/smoke.py --device "$DEV" || { echo "SMOKE TEST FAILED: stopping"; table; exit 1; }
     # The profile lands in $OUT the moment calibration ends (atomically); later stages only read it.
@@ -162,10 +166,14 @@ EOF
         stage multi-gpu 150 "$PY" calibration/multi_gpu.py --out "$OUT/multi_gpu.json" --timeout 60
     fi
     table
+    local code
+    for code in "${stage_codes[@]}"; do
+        [ "$code" = 0 ] || { echo "== a stage failed (see the table): exit 1"; return 1; }
+    done
 }
 
 case "${1:-}" in
     prepare) prepare ;;
-    run) run ;;
+    run) run; exit $? ;;
     *) echo "usage: bash calibration/gpu_session.sh prepare|run   (see calibration/README.md)"; exit 2 ;;
 esac
