@@ -70,8 +70,8 @@ def _budget_arguments(parser, several: bool) -> None:
 def _common_arguments(parser) -> None:
     parser.add_argument("--profile", help="device profile name or JSON path (default: this machine's "
                                           "calibration, else a shipped spec sheet)")
-    parser.add_argument("--law", help="loss law: preset name or JSON path (default: epoch2024, or "
-                                      "muennighoff2023 with --unique-tokens)")
+    parser.add_argument("--law", help="loss law: preset name or JSON path (default: composite2026, or "
+                                      "composite2026_data with --unique-tokens)")
     parser.add_argument("--unique-tokens", type=float, help="tokens in the data set (repeats are discounted)")
     parser.add_argument("--method", choices=("roofline", "memcopy", "flops"), default="roofline",
                         help="step-time model (default: roofline)")
