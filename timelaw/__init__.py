@@ -13,6 +13,7 @@ from timelaw.ledger import Ledger, ledger
 from timelaw.params import ParamCount, count_params
 from timelaw.shapes import ShapeBatch
 from timelaw.devices import DeviceProfile, list_profiles, load_profile, save_profile
+from timelaw.devices.system import System, list_systems, load_system
 from timelaw.timing import fit_time_model, predict_step_time
 
 
@@ -50,6 +51,7 @@ __all__ = [
     "TransformerConfig", "TrainSetup", "ShapeBatch",
     "count_params", "ParamCount", "ledger", "Ledger",
     "DeviceProfile", "load_profile", "save_profile", "list_profiles", "predict_step_time", "fit_time_model",
+    "System", "load_system", "list_systems",
     "calibrate", "pilot",
     "laws", "fit_loss_law", "load_law", "DegenerateFitWarning",
     "predict_loss", "optimize", "frontier", "wider_vs_deeper", "Prediction", "Plan", "Frontier", "SearchSpace",

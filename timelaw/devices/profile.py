@@ -77,6 +77,26 @@ class AllReduceTable(BaseModel):
     by_group_size: dict[int, tuple[list[float], list[float]]] = Field(
         description="ranks -> (message bytes, seconds), bytes increasing")
 
+    @classmethod
+    def from_nccl_tests(cls, path, group_size: int | None = None, in_place: bool = True) -> "AllReduceTable":
+        """The table in nccl-tests all_reduce_perf text output: one file, or a list of files (one per rank
+        count). The ranks are read from the output's `#  Rank` lines unless `group_size` is given (one file
+        only); the in-place times are used unless in_place=False. See timelaw.devices.nccl_tests."""
+        import os
+
+        from timelaw.devices.nccl_tests import NcclTestsError, read_all_reduce_perf
+
+        paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+        if group_size is not None and len(paths) != 1:
+            raise ValueError("group_size= applies to one file; each of several files lists its own ranks")
+        table = {}
+        for one in paths:
+            ranks, sizes, seconds = read_all_reduce_perf(one, group_size=group_size, in_place=in_place)
+            if ranks in table:
+                raise NcclTestsError(f"two files measure {ranks} ranks (the second is {one})")
+            table[ranks] = (sizes, seconds)
+        return cls(by_group_size=table)
+
     @model_validator(mode="after")
     def _positive_increasing(self):
         for ranks, (sizes, seconds) in self.by_group_size.items():

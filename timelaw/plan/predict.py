@@ -172,7 +172,7 @@ def _notes(device, law_choice: LawChoice, unique_tokens, epochs) -> tuple:
 def prediction_for(ev: Evaluated, budget: float, estimator, law_choice: LawChoice, unique_tokens,
                    method: str) -> Prediction:
     """The Prediction of the single shape in `ev` (a batch of one), the budget already checked."""
-    device, setup = estimator.profile, ev.setup
+    device, setup = getattr(estimator, "system", None) or estimator.profile, ev.setup  # a System labels itself
     cfg = ev.shapes.to_config()
     check_memory(ev, device, cfg)
     seconds = float(ev.seconds_per_step)

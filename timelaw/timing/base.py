@@ -12,11 +12,13 @@ from typing import ClassVar, Iterable, Sequence
 import numpy as np
 
 from timelaw.devices.profile import DeviceSpec
+from timelaw.devices.system import System
 from timelaw.config import TrainSetup, TransformerConfig
 from timelaw.errors import NotFittedError
 from timelaw.ledger import Ledger, ledger
 from timelaw.provenance import provenance
 from timelaw.shapes import ShapeBatch
+from timelaw.timing.network import check_layout
 
 __all__ = ["StepTimeEstimator", "Measurement", "as_shapes", "step_ledger", "grouped_shapes", "measured_seconds",
            "nnls_relative"]
@@ -80,7 +82,11 @@ class StepTimeEstimator:
     name: ClassVar[str]
     feature_names: ClassVar[tuple[str, ...]]
 
-    def __init__(self, profile: DeviceSpec, coefficients: dict[str, float] | None = None):
+    system: System | None = None  # the nodes and network of a multi-node run; None: one node (the profile's link)
+
+    def __init__(self, profile: DeviceSpec | System, coefficients: dict[str, float] | None = None):
+        if isinstance(profile, System):  # a System: its device's facts, and the network for the collectives
+            self.system, profile = profile, profile.device
         self.profile = profile  # the device's facts (a DeviceSpec; a DeviceProfile is one)
         if coefficients is not None:
             missing = [f for f in self.feature_names if f not in coefficients]
@@ -103,6 +109,7 @@ class StepTimeEstimator:
         seconds = measured_seconds(measurements)
         X = np.empty((len(measurements), len(self.feature_names)))
         for setup, rows, shapes in grouped_shapes(measurements):
+            check_layout(setup, self.system)
             X[rows] = self.features(shapes, setup)
         return X, seconds
 
@@ -133,6 +140,7 @@ class StepTimeEstimator:
         `features`."""
         if not hasattr(self, "coef_"):
             raise NotFittedError(f"{self.name} estimator is not fitted and its profile has no coefficients")
+        check_layout(setup, self.system)
         return self.predict_features(self.features(cfg, setup, step))
 
     def mape(self, measurements: Iterable[Measurement]) -> float:

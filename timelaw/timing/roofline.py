@@ -22,6 +22,7 @@ from timelaw.timing.base import (
     StepTimeEstimator, as_shapes, grouped_shapes, measured_seconds, nnls_relative, step_ledger,
 )
 from timelaw.timing.parallel import MICRO_BATCH_PHASES, collective_seconds, critical_path_factor
+from timelaw.timing import network
 
 __all__ = ["RooflineEstimator", "op_seconds", "op_group", "GROUP_OF_CLASS", "GROUPS", "HOST_SECONDS_GRID"]
 
@@ -67,7 +68,8 @@ class RooflineEstimator(StepTimeEstimator):
     def __init__(self, profile, coefficients: dict[str, float] | None = None):
         super().__init__(profile, coefficients)
         # Until fitted (or given with the coefficients), the host is assumed as fast as the launch benchmark.
-        self.host_seconds_per_kernel_ = (coefficients or {}).get("host_seconds_per_kernel", profile.kernel_seconds)
+        self.host_seconds_per_kernel_ = (coefficients or {}).get("host_seconds_per_kernel",
+                                                                  self.profile.kernel_seconds)
 
     @property
     def host_seconds_per_kernel(self) -> float:
@@ -82,10 +84,15 @@ class RooflineEstimator(StepTimeEstimator):
     def op_times(self, cfg, setup, step=None) -> list[tuple[Op, np.ndarray, np.ndarray]]:
         """(op, roofline seconds on the step's critical path, critical-path factor) for every op."""
         shapes = as_shapes(cfg, setup)
+        network.check_layout(setup, self.system)
         times = []
         for op in step_ledger(shapes, setup, step).ops:
             factor = critical_path_factor(op, setup.pipeline_parallel, shapes.grad_accum_steps)
-            times.append((op, op_seconds(op, self.profile, setup.precision) * op.count * factor, factor))
+            if op.cls == "communication" and self.system is not None:  # priced on the tiers it crosses
+                seconds = network.collective_seconds(op, self.system, setup)
+            else:
+                seconds = op_seconds(op, self.profile, setup.precision)
+            times.append((op, seconds * op.count * factor, factor))
         return times
 
     def _parts(self, op_times) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
