@@ -40,7 +40,7 @@ def calibrate(device: str = "cpu", quick: bool = False, out=None, **kwargs) -> D
 from timelaw import laws
 from timelaw.laws import DegenerateFitWarning, fit_loss_law, load_law
 from timelaw.plan import (
-    Frontier, Plan, Prediction, SearchSpace, frontier, optimize, predict_loss, wider_vs_deeper,
+    Frontier, Plan, Prediction, SearchSpace, cheapest, frontier, optimize, predict_loss, wider_vs_deeper,
 )
 
 # Subpackages imported on first use: `reference` needs torch, the others are not needed to import timelaw.
@@ -54,8 +54,8 @@ __all__ = [
     "System", "load_system", "list_systems",
     "calibrate", "pilot",
     "laws", "fit_loss_law", "load_law", "DegenerateFitWarning",
-    "predict_loss", "optimize", "frontier", "wider_vs_deeper", "Prediction", "Plan", "Frontier", "SearchSpace",
-    *_LAZY_SUBMODULES,
+    "predict_loss", "optimize", "frontier", "wider_vs_deeper", "cheapest", "Prediction", "Plan", "Frontier",
+    "SearchSpace", *_LAZY_SUBMODULES,
 ]
 
 

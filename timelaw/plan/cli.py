@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from timelaw._optional import require
 
-__all__ = ["register", "run_predict", "run_optimize", "run_frontier"]
+__all__ = ["register", "run_predict", "run_optimize", "run_frontier", "run_plan"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -58,6 +58,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common_arguments(f)
     f.add_argument("--plot", metavar="FILE.png", help="write the U-curves and the frontier here")
     f.set_defaults(func=run_frontier)
+
+    c = subparsers.add_parser("plan", help="the cheapest devices, shape and batch that reach a loss by a deadline",
+                              description="Search device counts, widths, depths, heads and batch sizes for the "
+                                          "cheapest run that reaches a target loss within a deadline.")
+    c.add_argument("--target-loss", type=float, required=True, help="loss to reach (nats per token)")
+    c.add_argument("--deadline", required=True, help="time allowed, e.g. 72h, 90m, 3600 (seconds)")
+    c.add_argument("--max-devices", type=int, default=8, help="most data-parallel devices (default: 8)")
+    c.add_argument("--price", type=float, help="dollars per device-hour (without it: device-hours are minimised)")
+    c.add_argument("--watts", type=float, help="watts per device, for the energy")
+    _search_arguments(c)
+    _common_arguments(c)
+    c.set_defaults(func=run_plan)
 
 
 def _budget_arguments(parser, several: bool) -> None:
@@ -215,3 +227,16 @@ def run_frontier(args: argparse.Namespace) -> int:
     from timelaw.plot import plot_frontier
 
     return _search_command("frontier", frontier, plot_frontier, args)
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    def body(args):
+        from timelaw.plan import cheapest
+        from timelaw.training.budget import parse_budget
+
+        deadline_hours = parse_budget(args.deadline) / 3600.0
+        _emit(args, cheapest(args.target_loss, deadline_hours, max_devices=args.max_devices,
+                             dollars_per_device_hour=args.price, watts_per_device=args.watts, setup=_setup(args),
+                             **_options(args), **_space(args)))
+        return 0
+    return _run("plan", body, args)

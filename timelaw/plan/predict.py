@@ -55,6 +55,9 @@ class Prediction:
     method: str
     unique_tokens: Optional[float] = None
     notes: tuple = field(default_factory=tuple)
+    devices: int = 1  # tensor x pipeline x data parallel
+    dollars: Optional[float] = None  # devices x hours x price per device-hour, when a price is given
+    energy_kwh: Optional[float] = None  # devices x hours x watts per device, when the power is given
 
     @property
     def hours(self) -> float:
@@ -72,11 +75,17 @@ class Prediction:
             f"tokens = {self.tokens:.4g} tokens" + (f" = {self.epochs:.2f} epochs" if self.epochs else ""),
             f"  speed      {self.seconds_per_step:.4g} s/step, {self.tokens_per_second:,.0f} tokens/s, "
             f"MFU {self.mfu:.1%}",
-            f"  memory     {self.memory_bytes / GIB:.2f} of {self.device_memory_bytes / GIB:.1f} GiB",
+            f"  memory     {self.memory_bytes / GIB:.2f} of {self.device_memory_bytes / GIB:.1f} GiB"
+            + (f" per device, {self.devices} devices" if self.devices > 1 else ""),
             f"  profile    {self.profile} ({self.method} step-time model)",
             f"  law        {self.law}",
             f"  band       {self.band}",
         ]
+        if self.dollars is not None or self.energy_kwh is not None:
+            paid = [f"${self.dollars:,.2f}" if self.dollars is not None else None,
+                    f"{self.energy_kwh:,.1f} kWh" if self.energy_kwh is not None else None]
+            lines.append(f"  cost       {' and '.join(x for x in paid if x)} ({self.devices} device{'s' if self.devices > 1 else ''} x "
+                         f"{self.hours:.4g} h)")
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -204,6 +213,7 @@ def prediction_for(ev: Evaluated, budget: float, estimator, law_choice: LawChoic
         default_law=law_choice.is_default, method=method,
         unique_tokens=None if unique_tokens is None else float(unique_tokens),
         notes=_notes(device, law_choice, unique_tokens, epochs) + tuple(law_notes(law_choice, excursions, inputs, loss)),
+        devices=setup.n_devices,
     )
 
 

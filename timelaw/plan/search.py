@@ -17,6 +17,7 @@ from timelaw.plan.evaluate import Evaluated, evaluate, law_inputs, loss_for_toke
 from timelaw.plan.inputs import LawChoice, resolve_device, resolve_law, resolve_setup, single_budget
 from timelaw.plan.predict import GIB, Prediction, predict_resolved
 from timelaw.plan.bounds import bound_note, bounds_hit
+from timelaw.plan.cost import Prices, costed, device_counts, positive_number, with_devices
 from timelaw.plan.space import SearchSpace, candidate_batches
 
 __all__ = ["Candidates", "Outcome", "Plan", "optimize", "price_candidates"]
@@ -225,7 +226,9 @@ def _no_candidate(space: SearchSpace, candidates: Candidates, budget: float) -> 
 
 def optimize(hours=None, minutes=None, seconds=None, *, profile=None, law=None, unique_tokens=None,
              setup: TrainSetup | None = None, space: SearchSpace | None = None, method: str = "roofline",
-             top: int = 20, n_count: str | None = None, **space_options) -> Plan:
+             top: int = 20, n_count: str | None = None, max_devices: int = 1, dollars: float | None = None,
+             dollars_per_device_hour: float | None = None, watts_per_device: float | None = None,
+             **space_options) -> Plan:
     """The shape (width, depth, heads, batch, and optionally seq_len and MLP kind) with the lowest predicted
     loss for the budget on the device, and the `top` best candidates.
 
@@ -233,8 +236,21 @@ def optimize(hours=None, minutes=None, seconds=None, *, profile=None, law=None, 
     (precision, optimizer, checkpointing, parallelism). The search space is `space` (a SearchSpace) with any
     of its fields overridden by keyword, e.g. optimize(hours=4, max_params=1e9, mlps=("gelu", "swiglu")).
     `plan.best` is exactly predict_loss(plan.best.config, setup=plan.best.setup, ...) for the same inputs.
+
+    max_devices: also search the number of data-parallel devices, 1, 2, 4, ... up to it (timelaw.plan.cost);
+    more devices are never worse, and on a tie the fewer win. dollars: a budget in money instead of time
+    (needs dollars_per_device_hour): each device count gets dollars / (price x devices) hours.
+    `plan.best` then carries .devices, .dollars and .energy_kwh (with watts_per_device).
     """
-    budget = single_budget(hours, minutes, seconds)
+    prices = Prices(dollars_per_device_hour, watts_per_device)
+    if dollars is not None:
+        if hours is not None or minutes is not None or seconds is not None:
+            raise ValueError("give a budget in time (hours, minutes or seconds) or in money (dollars), not both")
+        if prices.dollars_per_device_hour is None:
+            raise ValueError("a budget in dollars needs dollars_per_device_hour")
+        money = positive_number(dollars, "dollars")
+    else:
+        budget = single_budget(hours, minutes, seconds)
     if top < 1:
         raise ValueError(f"top must be at least 1, got {top}")
     space = (space or SearchSpace()).updated(**space_options)
@@ -242,18 +258,28 @@ def optimize(hours=None, minutes=None, seconds=None, *, profile=None, law=None, 
     setup = resolve_setup(setup, device)
     law_choice = resolve_law(law, unique_tokens, n_count)
     start = time.perf_counter()
-    candidates = price_candidates(space, setup, estimator)
-    result = outcome(candidates, budget, law_choice, unique_tokens, space.min_steps)
-    ranked = result.ranked_shapes(candidates, top)
+    chosen, generated = None, 0
+    for devices in device_counts(max_devices):
+        if dollars is not None:
+            budget = money / (prices.dollars_per_device_hour * devices) * 3600.0  # the hours it buys, in seconds
+        candidates = price_candidates(space, with_devices(setup, devices), estimator)
+        generated += candidates.n_generated
+        result = outcome(candidates, budget, law_choice, unique_tokens, space.min_steps)
+        ranked = result.ranked_shapes(candidates, top)
+        if ranked.size and (chosen is None or result.loss[ranked[0]] < chosen[2].loss[chosen[3][0]]):
+            chosen = (budget, candidates, result, ranked)  # strictly better: on a tie the fewer devices stay
     search_seconds = time.perf_counter() - start
-    if ranked.size == 0:
+    if chosen is None:
         raise _no_candidate(space, candidates, budget)
+    budget, candidates, result, ranked = chosen
     cfg, best_setup = candidates.config_and_setup(int(ranked[0]))
-    best = predict_resolved(cfg, budget, best_setup, estimator, law_choice, unique_tokens, method)
+    best = costed(predict_resolved(cfg, budget, best_setup, estimator, law_choice, unique_tokens, method), prices)
     hits = optimum_bounds(space, best)
+    if max_devices > 1 and best.devices == max_devices:
+        hits += (f"max_devices = {max_devices}",)
     return Plan(
         best=best, table=table_rows(candidates, result, ranked), budget_seconds=budget,
-        n_candidates=candidates.n_generated, n_priced=candidates.size,
+        n_candidates=generated, n_priced=candidates.size,
         n_eligible=int(np.isfinite(result.loss).sum()), search_seconds=search_seconds, space=space,
         notes=best.notes + ((bound_note(hits),) if hits else ()), bounds=hits, _candidates=candidates,
         _outcome=result,

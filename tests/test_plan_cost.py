@@ -1,0 +1,81 @@
+"""Device counts, money and the cheapest plan for a target loss (timelaw.plan.cost, timelaw.plan.cheapest)."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from timelaw import TrainSetup, cheapest, optimize, predict_loss
+from timelaw.plan.cost import device_counts
+from timelaw.plan.space import SearchSpace
+
+H100 = "h100-sxm"
+# A small space keeps each device count's search well under a second.
+SMALL = SearchSpace(d_model_max=1536, n_layers=(4, 6, 8, 12, 16), tokens_per_step=(2 ** 15, 2 ** 17, 2 ** 19),
+                    micro_batch_sizes=(8, 32))
+PRICE = 2.5
+
+
+def test_device_counts_are_powers_of_two_and_the_maximum():
+    assert device_counts(1) == (1,)
+    assert device_counts(8) == (1, 2, 4, 8)
+    assert device_counts(12) == (1, 2, 4, 8, 12)
+    with pytest.raises(ValueError, match="max_devices"):
+        device_counts(0)
+
+
+def test_more_devices_never_hurt_and_costs_add_up():
+    losses = []
+    for most in (1, 2, 4):
+        best = optimize(hours=2, profile=H100, space=SMALL, max_devices=most, dollars_per_device_hour=PRICE,
+                        watts_per_device=700).best
+        losses.append(best.loss)
+        assert best.devices <= most and best.setup.data_parallel == best.devices
+        assert best.dollars == pytest.approx(best.devices * 2 * PRICE, rel=1e-12)
+        assert best.energy_kwh == pytest.approx(best.devices * 2 * 0.7, rel=1e-12)
+    assert losses[0] >= losses[1] >= losses[2]
+
+
+def test_a_budget_in_dollars_buys_devices_times_hours():
+    best = optimize(dollars=50, dollars_per_device_hour=PRICE, profile=H100, space=SMALL, max_devices=4).best
+    assert best.devices * best.hours * PRICE == pytest.approx(50, rel=1e-12) and best.dollars == pytest.approx(50)
+    with pytest.raises(ValueError, match="dollars_per_device_hour"):
+        optimize(dollars=50, profile=H100, space=SMALL)
+    with pytest.raises(ValueError, match="not both"):
+        optimize(hours=1, dollars=50, dollars_per_device_hour=PRICE, profile=H100, space=SMALL)
+
+
+def test_cheapest_keeps_its_promise_and_is_minimal():
+    plan = optimize(hours=2, profile=H100, space=SMALL, max_devices=4, dollars_per_device_hour=PRICE).best
+    found = cheapest(plan.loss, 2, profile=H100, space=SMALL, max_devices=4, dollars_per_device_hour=PRICE)
+    assert found.loss <= plan.loss and found.hours <= 2 and found.dollars <= plan.dollars * (1 + 1e-9)
+    assert found.dollars == pytest.approx(found.devices * found.hours * PRICE, rel=1e-12)
+    # one step fewer of the same plan misses the target: the steps are the fewest that reach it
+    shorter = predict_loss(found.config, seconds=(found.steps - 1) * found.seconds_per_step * (1 + 1e-12),
+                           setup=found.setup, profile=H100)
+    assert shorter.steps == found.steps - 1 and shorter.loss > plan.loss
+    # an easier target costs less
+    easier = cheapest(plan.loss + 0.2, 2, profile=H100, space=SMALL, max_devices=4, dollars_per_device_hour=PRICE)
+    assert easier.dollars < found.dollars
+
+
+def test_cheapest_says_what_the_deadline_allows():
+    with pytest.raises(ValueError, match=r"best loss reachable by then is \d\.\d{4}"):
+        cheapest(1.5, 0.5, profile=H100, space=SMALL, max_devices=2, dollars_per_device_hour=PRICE)
+    with pytest.raises(ValueError, match="target_loss"):
+        cheapest(-1, 1, profile=H100, space=SMALL)
+
+
+def test_cli_plan_prints_the_cheapest_plan(capsys):
+    from timelaw.cli import main
+
+    code = main(["plan", "--target-loss", "3.4", "--deadline", "2h", "--profile", H100, "--price", "2.5",
+                 "--max-devices", "2", "--max-params", "3e8", "--json"])
+    out = capsys.readouterr().out
+    assert code == 0
+    import json
+
+    result = json.loads(out)
+    assert result["loss"] <= 3.4 and result["hours"] <= 2 and math.isclose(
+        result["dollars"], result["devices"] * result["hours"] * 2.5, rel_tol=1e-12)
+    assert isinstance(TrainSetup(**result["setup"]), TrainSetup)

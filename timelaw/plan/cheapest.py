@@ -1,0 +1,83 @@
+"""cheapest: the plan that reaches a target loss by a deadline at the least cost.
+
+For every device count (timelaw.plan.cost) every candidate shape and batch is priced once; those whose loss
+at the deadline reaches the target get the fewest steps that reach it (bisection on whole steps), hence
+their hours and cost = devices x hours x price (device-hours when no price is given). The cheapest wins, the
+fastest on a tie. Its Prediction is built by predict_loss's own code for exactly that many steps.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from timelaw.config import TrainSetup
+from timelaw.plan.cost import Prices, costed, device_counts, positive_number, steps_to_reach, with_devices
+from timelaw.plan.inputs import resolve_device, resolve_law, resolve_setup
+from timelaw.plan.predict import Prediction, predict_resolved
+from timelaw.plan.search import outcome, price_candidates
+from timelaw.plan.space import SearchSpace
+
+__all__ = ["cheapest"]
+
+_ONE_STEP_MORE = 1 + 1e-12  # the budget of exactly k steps, kept above k x seconds by rounding
+
+
+def cheapest(target_loss: float, deadline_hours: float, *, profile=None, max_devices: int = 1,
+             dollars_per_device_hour: float | None = None, watts_per_device: float | None = None, law=None,
+             unique_tokens=None, setup: TrainSetup | None = None, space: SearchSpace | None = None,
+             method: str = "roofline", n_count: str | None = None, **space_options) -> Prediction:
+    """The cheapest plan (devices, shape, batch, hours) that reaches `target_loss` within `deadline_hours`.
+
+    Returns a Prediction with .devices, .hours, .dollars (None without a price: then device-hours are
+    minimised), .loss (at most the target), .config and .setup. Raises ValueError when no plan reaches the
+    target in time, giving the best loss that the deadline allows. Other arguments as in optimize.
+    """
+    target = positive_number(target_loss, "target_loss")
+    deadline = positive_number(deadline_hours, "deadline_hours") * 3600.0
+    prices = Prices(dollars_per_device_hour, watts_per_device)
+    space = (space or SearchSpace()).updated(**space_options)
+    estimator, device = resolve_device(profile, method)
+    setup = resolve_setup(setup, device)
+    law_choice = resolve_law(law, unique_tokens, n_count)
+    best, best_reachable = None, (np.inf, None)
+    start = time.perf_counter()
+    for devices in device_counts(max_devices):
+        candidates = price_candidates(space, with_devices(setup, devices), estimator)
+        at_deadline = outcome(candidates, deadline, law_choice, unique_tokens, space.min_steps)
+        if np.isfinite(at_deadline.loss).any():
+            i = int(np.nanargmin(np.where(np.isfinite(at_deadline.loss), at_deadline.loss, np.nan)))
+            if at_deadline.loss[i] < best_reachable[0]:
+                best_reachable = (float(at_deadline.loss[i]), (devices, candidates, i))
+        able = np.flatnonzero(at_deadline.loss <= target)
+        if able.size == 0:
+            continue
+        steps = steps_to_reach(candidates, able, target, law_choice, unique_tokens, space.min_steps,
+                               at_deadline.steps[able])
+        seconds = steps * candidates.column("seconds_per_step")[able]
+        cost = devices * seconds / 3600.0 * (prices.dollars_per_device_hour or 1.0)
+        k = int(np.lexsort((seconds, cost))[0])  # cheapest, then fastest
+        if best is None or (cost[k], seconds[k]) < (best[0], best[1]):
+            best = (float(cost[k]), float(seconds[k]), float(steps[k]), candidates, int(able[k]))
+    if best is None:
+        raise ValueError(_unreachable(target, deadline_hours, max_devices, best_reachable))
+    _, seconds, steps, candidates, index = best
+    cfg, best_setup = candidates.config_and_setup(index)
+    budget = seconds * _ONE_STEP_MORE
+    prediction = predict_resolved(cfg, budget, best_setup, estimator, law_choice, unique_tokens, method)
+    note = (f"the cheapest of every shape, batch and device count up to {max_devices} that reaches loss "
+            f"{target:g} within {deadline_hours:g} h (searched in {time.perf_counter() - start:.1f} s)")
+    return replace(costed(prediction, prices), notes=prediction.notes + (note,))
+
+
+def _unreachable(target: float, deadline_hours: float, max_devices: int, best_reachable) -> str:
+    loss, where = best_reachable
+    if where is None:
+        return (f"no plan reaches loss {target:g} within {deadline_hours:g} h: no candidate of the search space "
+                "fits the device's memory and the step limits")
+    devices, candidates, i = where
+    cfg, _ = candidates.config_and_setup(i)
+    return (f"no plan reaches loss {target:g} within {deadline_hours:g} h on up to {max_devices} devices: the "
+            f"best loss reachable by then is {loss:.4f} (d_model={cfg.d_model}, n_layers={cfg.n_layers} on "
+            f"{devices} devices); raise the deadline or max_devices, or aim higher")

@@ -1,0 +1,89 @@
+"""Paying for a run: how many devices, at what price, and the cheapest plan that reaches a loss by a deadline.
+
+A device count n trains n data-parallel copies of the model (each a TrainSetup with data_parallel x n),
+priced by the step-time model with its collectives on the profile's interconnect; the candidates of every
+count are searched and the best kept. Money: dollars = devices x hours x dollars_per_device_hour (an idle
+device counts as paid), energy = devices x hours x watts_per_device. Counts are the powers of two up to
+max_devices (and max_devices itself). Tensor and pipeline layouts, and whole nodes of a multi-node System,
+are not searched here yet.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Optional
+
+import numpy as np
+
+from timelaw.config import TrainSetup
+from timelaw.plan.evaluate import law_inputs, loss_for_tokens
+
+__all__ = ["Prices", "device_counts", "with_devices", "costed", "steps_to_reach", "positive_number"]
+
+
+def positive_number(value, name: str) -> float:
+    """`value` as a float, or a ValueError naming `name` unless it is a finite number > 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Prices:
+    """What a device-hour costs, in dollars and in watts (None: not priced)."""
+
+    dollars_per_device_hour: Optional[float] = None
+    watts_per_device: Optional[float] = None
+
+    def __post_init__(self):
+        for name in ("dollars_per_device_hour", "watts_per_device"):
+            if getattr(self, name) is not None:
+                positive_number(getattr(self, name), name)
+
+    def dollars(self, devices: int, hours: float) -> Optional[float]:
+        return None if self.dollars_per_device_hour is None else devices * hours * self.dollars_per_device_hour
+
+    def energy_kwh(self, devices: int, hours: float) -> Optional[float]:
+        return None if self.watts_per_device is None else devices * hours * self.watts_per_device / 1000.0
+
+
+def device_counts(max_devices) -> tuple[int, ...]:
+    """1, 2, 4, ... up to max_devices, and max_devices itself."""
+    if isinstance(max_devices, bool) or not isinstance(max_devices, (int, np.integer)) or max_devices < 1:
+        raise ValueError(f"max_devices must be a whole number >= 1, got {max_devices!r}")
+    counts = [2 ** k for k in range(int(math.log2(max_devices)) + 1)]
+    return tuple(sorted(set(counts) | {int(max_devices)}))
+
+
+def with_devices(setup: TrainSetup, devices: int) -> TrainSetup:
+    """`setup` replicated over `devices` data-parallel copies (its global batch is chosen by the search)."""
+    if devices == 1:
+        return setup
+    fields = {**setup.model_dump(), "data_parallel": setup.data_parallel * devices, "global_batch_size": None}
+    return TrainSetup(**fields)
+
+
+def costed(prediction, prices: Prices):
+    """The Prediction with its dollars and energy filled in for its devices and budget."""
+    return replace(prediction, dollars=prices.dollars(prediction.devices, prediction.hours),
+                   energy_kwh=prices.energy_kwh(prediction.devices, prediction.hours))
+
+
+def steps_to_reach(candidates, indices, target_loss: float, law_choice, unique_tokens, min_steps: int,
+                   max_steps) -> np.ndarray:
+    """The fewest optimizer steps (>= min_steps) at which each candidate at `indices` reaches `target_loss`,
+    by bisection on whole steps; every candidate must reach it within its `max_steps`. The loss falls as
+    steps grow, so the bisection is exact."""
+    col = {n: candidates.column(n)[indices] for n in ("tokens_per_step", "d_model", "n_layers", "vocab_size")}
+    n_law = candidates.column("n_total" if law_choice.n_count == "total" else "n_non_embedding")[indices]
+    inputs = law_inputs(col["d_model"], col["n_layers"], col["tokens_per_step"], col["vocab_size"])
+    low = np.full(indices.size, max(min_steps, 1) - 1.0)  # fails (or is below the floor of steps)
+    high = np.asarray(max_steps, dtype=np.float64).copy()  # reaches the target
+    while np.any(high - low > 1):
+        middle = np.floor((low + high) / 2)
+        loss = loss_for_tokens(law_choice, n_law, middle * col["tokens_per_step"], unique_tokens, **inputs)
+        reached = loss <= target_loss
+        high = np.where(reached, middle, high)
+        low = np.where(reached, low, middle)
+    return high
