@@ -22,6 +22,20 @@ def test_device_counts_are_powers_of_two_and_the_maximum():
     assert device_counts(12) == (1, 2, 4, 8, 12)
     with pytest.raises(ValueError, match="max_devices"):
         device_counts(0)
+    # on a System of 8-device nodes: powers of two inside a node, then whole nodes
+    assert device_counts(64, devices_per_node=8) == (1, 2, 4, 8, 16, 32, 64)
+    assert device_counts(40, devices_per_node=8) == (1, 2, 4, 8, 16, 32, 40)
+    assert device_counts(4, devices_per_node=8) == (1, 2, 4)
+
+
+def test_devices_on_a_system_cross_nodes_and_never_hurt():
+    losses = []
+    for most in (1, 8, 16):
+        best = optimize(hours=2, profile="dgx-h100-80gb", space=SMALL, max_devices=most,
+                        dollars_per_device_hour=PRICE).best
+        losses.append(best.loss)
+        assert best.dollars == pytest.approx(best.devices * 2 * PRICE, rel=1e-12)
+    assert losses[0] >= losses[1] >= losses[2]
 
 
 def test_more_devices_never_hurt_and_costs_add_up():

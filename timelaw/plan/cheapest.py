@@ -13,7 +13,8 @@ from dataclasses import replace
 import numpy as np
 
 from timelaw.config import TrainSetup
-from timelaw.plan.cost import Prices, costed, device_counts, positive_number, steps_to_reach, with_devices
+from timelaw.plan.cost import (Prices, costed, device_counts, devices_per_node, positive_number, steps_to_reach,
+                               with_devices)
 from timelaw.plan.inputs import resolve_device, resolve_law, resolve_setup
 from timelaw.plan.predict import Prediction, predict_resolved
 from timelaw.plan.search import outcome, price_candidates
@@ -43,7 +44,7 @@ def cheapest(target_loss: float, deadline_hours: float, *, profile=None, max_dev
     law_choice = resolve_law(law, unique_tokens, n_count)
     best, best_reachable = None, (np.inf, None)
     start = time.perf_counter()
-    for devices in device_counts(max_devices):
+    for devices in device_counts(max_devices, devices_per_node(estimator)):
         candidates = price_candidates(space, with_devices(setup, devices), estimator)
         at_deadline = outcome(candidates, deadline, law_choice, unique_tokens, space.min_steps)
         if np.isfinite(at_deadline.loss).any():

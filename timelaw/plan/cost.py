@@ -4,8 +4,9 @@ A device count n trains n data-parallel copies of the model (each a TrainSetup w
 priced by the step-time model with its collectives on the profile's interconnect; the candidates of every
 count are searched and the best kept. Money: dollars = devices x hours x dollars_per_device_hour (an idle
 device counts as paid), energy = devices x hours x watts_per_device. Counts are the powers of two up to
-max_devices (and max_devices itself). Tensor and pipeline layouts, and whole nodes of a multi-node System,
-are not searched here yet.
+max_devices (and max_devices itself); on a System, powers of two inside one node and then whole nodes (1, 2,
+4, ... nodes, and the most that max_devices allows), each priced on the links it crosses. Tensor and pipeline
+layouts are not searched here yet: every device is a data-parallel copy.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import numpy as np
 from timelaw.config import TrainSetup
 from timelaw.plan.evaluate import law_inputs, loss_for_tokens
 
-__all__ = ["Prices", "device_counts", "with_devices", "costed", "steps_to_reach", "positive_number"]
+__all__ = ["Prices", "device_counts", "devices_per_node", "with_devices", "costed", "steps_to_reach", "positive_number"]
 
 
 def positive_number(value, name: str) -> float:
@@ -48,12 +49,24 @@ class Prices:
         return None if self.watts_per_device is None else devices * hours * self.watts_per_device / 1000.0
 
 
-def device_counts(max_devices) -> tuple[int, ...]:
-    """1, 2, 4, ... up to max_devices, and max_devices itself."""
+def device_counts(max_devices, devices_per_node: Optional[int] = None) -> tuple[int, ...]:
+    """1, 2, 4, ... up to max_devices and max_devices itself; with `devices_per_node` (a System), the powers
+    of two inside one node, then whole nodes: 1, 2, 4, ... nodes and the most whole nodes max_devices allows."""
     if isinstance(max_devices, bool) or not isinstance(max_devices, (int, np.integer)) or max_devices < 1:
         raise ValueError(f"max_devices must be a whole number >= 1, got {max_devices!r}")
-    counts = [2 ** k for k in range(int(math.log2(max_devices)) + 1)]
-    return tuple(sorted(set(counts) | {int(max_devices)}))
+    powers = {2 ** k for k in range(int(math.log2(max_devices)) + 1)}
+    if devices_per_node is None or max_devices < devices_per_node:
+        return tuple(sorted(powers | {int(max_devices)}))
+    nodes = int(max_devices) // devices_per_node
+    within = {n for n in powers if n < devices_per_node}
+    whole = {devices_per_node * 2 ** k for k in range(int(math.log2(nodes)) + 1)} | {devices_per_node * nodes}
+    return tuple(sorted(within | whole))
+
+
+def devices_per_node(estimator) -> Optional[int]:
+    """The node size of the System the estimator prices on, or None for a bare device profile."""
+    system = getattr(estimator, "system", None)
+    return None if system is None else int(system.devices_per_node)
 
 
 def with_devices(setup: TrainSetup, devices: int) -> TrainSetup:

@@ -17,7 +17,7 @@ from timelaw.plan.evaluate import Evaluated, evaluate, law_inputs, loss_for_toke
 from timelaw.plan.inputs import LawChoice, resolve_device, resolve_law, resolve_setup, single_budget
 from timelaw.plan.predict import GIB, Prediction, predict_resolved
 from timelaw.plan.bounds import bound_note, bounds_hit
-from timelaw.plan.cost import Prices, costed, device_counts, positive_number, with_devices
+from timelaw.plan.cost import Prices, costed, device_counts, devices_per_node, positive_number, with_devices
 from timelaw.plan.space import SearchSpace, candidate_batches
 
 __all__ = ["Candidates", "Outcome", "Plan", "optimize", "price_candidates"]
@@ -259,7 +259,7 @@ def optimize(hours=None, minutes=None, seconds=None, *, profile=None, law=None, 
     law_choice = resolve_law(law, unique_tokens, n_count)
     start = time.perf_counter()
     chosen, generated = None, 0
-    for devices in device_counts(max_devices):
+    for devices in device_counts(max_devices, devices_per_node(estimator)):
         if dollars is not None:
             budget = money / (prices.dollars_per_device_hour * devices) * 3600.0  # the hours it buys, in seconds
         candidates = price_candidates(space, with_devices(setup, devices), estimator)
