@@ -93,3 +93,14 @@ def test_cli_plan_prints_the_cheapest_plan(capsys):
     assert result["loss"] <= 3.4 and result["hours"] <= 2 and math.isclose(
         result["dollars"], result["devices"] * result["hours"] * 2.5, rel_tol=1e-12)
     assert isinstance(TrainSetup(**result["setup"]), TrainSetup)
+
+
+def test_a_step_dominated_by_communication_says_so():
+    from timelaw import TransformerConfig
+
+    cfg = TransformerConfig(d_model=2048, n_layers=8, n_heads=16)
+    across_nodes = predict_loss(cfg, hours=1, profile="dgx-a100-80gb",
+                                setup=TrainSetup(micro_batch_size=4, tensor_parallel=16, global_batch_size=4))
+    alone = predict_loss(cfg, hours=1, profile="dgx-a100-80gb", setup=TrainSetup(micro_batch_size=4))
+    assert any("communication takes" in n and "tensor parallel" in n for n in across_nodes.notes)
+    assert not any("communication takes" in n for n in alone.notes)

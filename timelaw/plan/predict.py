@@ -17,6 +17,7 @@ from timelaw.shapes import ShapeBatch
 __all__ = ["Prediction", "predict_loss", "GIB"]
 
 GIB = 2.0 ** 30
+COMMUNICATION_NOTE_SHARE = 0.25  # a step spending more than this on collectives gets a note
 MODEL_FLOP_CLASSES = ("matmul", "attention")
 
 
@@ -163,6 +164,18 @@ def law_notes(law_choice: LawChoice, excursions, inputs: dict, loss: float) -> l
     return notes
 
 
+def communication_note(breakdown: dict) -> list:
+    """A note when collectives (the breakdown's *_parallel entries) take more than COMMUNICATION_NOTE_SHARE."""
+    total = sum(breakdown.values())
+    parts = {k: v for k, v in breakdown.items() if k.endswith("_parallel") and v > 0}
+    share = sum(parts.values()) / total if total > 0 else 0.0
+    if share <= COMMUNICATION_NOTE_SHARE:
+        return []
+    largest = max(parts, key=parts.get)
+    return [f"communication takes {share:.0%} of the step (most: {largest.replace('_', ' ')}, "
+            f"{parts[largest] / total:.0%}): more devices buy less than they cost"]
+
+
 def _notes(device, law_choice: LawChoice, unique_tokens, epochs) -> tuple:
     notes = []
     if not device.calibrated:
@@ -212,7 +225,8 @@ def prediction_for(ev: Evaluated, budget: float, estimator, law_choice: LawChoic
         profile=device.label, spec_sheet=not device.calibrated, law=law_choice.name,
         default_law=law_choice.is_default, method=method,
         unique_tokens=None if unique_tokens is None else float(unique_tokens),
-        notes=_notes(device, law_choice, unique_tokens, epochs) + tuple(law_notes(law_choice, excursions, inputs, loss)),
+        notes=_notes(device, law_choice, unique_tokens, epochs) + tuple(law_notes(law_choice, excursions, inputs, loss))
+        + tuple(communication_note(breakdown)),
         devices=setup.n_devices,
     )
 
