@@ -174,6 +174,9 @@ class TrainSetup(BaseModel):
     tensor_parallel: int = Field(default=1, gt=0)
     pipeline_parallel: int = Field(default=1, gt=0)
     data_parallel: int = Field(default=1, gt=0)
+    pipeline_interleave: int = Field(
+        default=1, gt=0, description="model chunks per pipeline stage (Megatron's interleaved 1F1B, its virtual "
+                                     "pipeline size); 1: plain 1F1B")
     # Last, so that its validator sees the micro batch and data-parallel size.
     global_batch_size: Optional[int] = Field(default=None, gt=0, description="sequences per optimizer step")
 
@@ -194,6 +197,23 @@ class TrainSetup(BaseModel):
                 f"must be a multiple of micro_batch_size x data_parallel ({micro * dp}); got {global_batch}"
             )
         return global_batch
+
+    @model_validator(mode="after")
+    def _interleave_needs_stages(self):
+        if self.pipeline_interleave > 1 and self.pipeline_parallel == 1:
+            raise _field_error("TrainSetup", "pipeline_interleave", self.pipeline_interleave,
+                               f"an interleaved schedule ({self.pipeline_interleave} chunks per stage) needs "
+                               "pipeline_parallel > 1")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _omit_default_interleave(self, handler):
+        """pipeline_interleave = 1 (plain 1F1B) is left out of dumps, so setups (and the run ids hashed from
+        them) read as they did before the field existed."""
+        data = handler(self)
+        if isinstance(data, dict) and data.get("pipeline_interleave") == 1:
+            data.pop("pipeline_interleave")
+        return data
 
     @property
     def grad_accum_steps(self) -> int:
@@ -223,4 +243,11 @@ def check_compatible(cfg: TransformerConfig, setup: TrainSetup) -> None:
         raise _field_error(
             "TrainSetup", "pipeline_parallel", pp,
             f"pipeline_parallel ({pp}) must divide n_layers ({cfg.n_layers})",
+        )
+    chunks = pp * setup.pipeline_interleave
+    if cfg.n_layers % chunks:
+        raise _field_error(
+            "TrainSetup", "pipeline_interleave", setup.pipeline_interleave,
+            f"pipeline_parallel x pipeline_interleave ({pp} x {setup.pipeline_interleave}) must divide n_layers "
+            f"({cfg.n_layers})",
         )

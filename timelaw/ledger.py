@@ -337,7 +337,8 @@ def step_ops(s: ShapeBatch, setup: TrainSetup) -> list[Op]:
     if setup.pipeline_parallel > 1:  # activations in and out of the stage, forward and backward
         message = s.micro_batch_size * s.seq_len * s.d_model * setup.bytes_per_element
         p2p = _collective("pipeline.p2p", "p2p", message, 2, "pipeline")
-        ops += [p2p.times(2 * micro), replace(p2p, phase="backward").times(2 * micro)]
+        sends = 2 * micro * setup.pipeline_interleave  # an interleaved stage sends once per model chunk
+        ops += [p2p.times(sends), replace(p2p, phase="backward").times(sends)]
     return ops + _tied_embedding_sync(s, setup) + _weight_ops(s, setup)
 
 

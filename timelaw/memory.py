@@ -69,8 +69,11 @@ def memory_footprint(s: ShapeBatch, setup: TrainSetup) -> MemoryFootprint:
 
     tokens, elem = s.micro_batch_size * s.seq_len, setup.bytes_per_element
     layers = s.n_layers / pp
-    # 1F1B keeps up to `pp` micro-batches in flight on the first stage
-    in_flight = np.minimum(pp, s.grad_accum_steps)
+    # 1F1B keeps up to `pp` micro-batches in flight on the first stage. Interleaved over v chunks, the first
+    # stage warms up with 2 (pp - 1) + (v - 1) pp + 1 chunk passes of layers / v each: pp + (pp - 1) / v
+    # micro-batches' worth, the (1 + (p - 1) / (p v)) of Korthikanti et al. 2022.
+    v = setup.pipeline_interleave
+    in_flight = np.minimum(pp if v == 1 else pp + (pp - 1) / v, s.grad_accum_steps)
     per_layer = _saved_per_layer(s, setup)
     logits = tokens * s.vocab_size / tp * (elem + 2 * FP32)  # logits, fp32 copy, log-softmax
     outside_layers = logits + 2 * tokens * s.d_model * elem

@@ -48,25 +48,31 @@ def _link_bandwidth(profile: DeviceSpec) -> float:
     return profile.interconnect_bandwidth
 
 
-def pipeline_factor(pipeline_parallel: int, micro_batches) -> np.ndarray:
-    """How much longer each stage's per-micro-batch work takes on a 1F1B pipeline: (m + p - 1) / m."""
+def pipeline_factor(pipeline_parallel: int, micro_batches, interleave: int = 1) -> np.ndarray:
+    """How much longer each stage's per-micro-batch work takes on a 1F1B pipeline: (m + p - 1) / m; with
+    `interleave` = v model chunks per stage the fill and drain shrink v-fold: (m + (p - 1) / v) / m
+    (Narayanan et al. 2021, the interleaved schedule)."""
     m = np.asarray(micro_batches, dtype=np.float64)
-    return (m + pipeline_parallel - 1) / m
+    if interleave == 1:
+        return (m + pipeline_parallel - 1) / m
+    return (m + (pipeline_parallel - 1) / interleave) / m
 
 
-def critical_path_factor(op: Op, pipeline_parallel: int, micro_batches) -> np.ndarray:
+def critical_path_factor(op: Op, pipeline_parallel: int, micro_batches, interleave: int = 1) -> np.ndarray:
     """The factor from an op's per-step total (count x cost) to its time on the step's critical path.
 
     Per-step ops (optimizer, gradient all-reduce) run once: 1. Per-micro-batch ops of the blocks wait for
     the pipeline to fill and drain: (m + p - 1) / m. The head and loss run on the slowest (last) stage, so
     every micro-batch of them is on the path: 1. The embeddings of the first stage are on it only while the
-    pipeline fills, once per step: 1 / m (1 when there is one stage, which is then also the last).
+    pipeline fills, once per step: 1 / m (1 when there is one stage, which is then also the last). With an
+    interleaved schedule the blocks' factor is (m + (p - 1) / v) / m; the ends stay where they were (the
+    first chunk of the first stage, the last chunk of the last).
     """
     m = np.asarray(micro_batches, dtype=np.float64)
     if op.phase not in MICRO_BATCH_PHASES:
         return np.ones_like(m)
     if op.stage == "all":
-        return pipeline_factor(pipeline_parallel, m)
+        return pipeline_factor(pipeline_parallel, m, interleave)
     if op.stage == "first" and pipeline_parallel > 1:
         return 1.0 / m
     return np.ones_like(m)

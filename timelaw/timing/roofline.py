@@ -87,7 +87,8 @@ class RooflineEstimator(StepTimeEstimator):
         network.check_layout(setup, self.system)
         times = []
         for op in step_ledger(shapes, setup, step).ops:
-            factor = critical_path_factor(op, setup.pipeline_parallel, shapes.grad_accum_steps)
+            factor = critical_path_factor(op, setup.pipeline_parallel, shapes.grad_accum_steps,
+                                          setup.pipeline_interleave)
             if op.cls == "communication" and self.system is not None:  # priced on the tiers it crosses
                 seconds = network.collective_seconds(op, self.system, setup)
             else:
