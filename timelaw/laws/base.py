@@ -22,6 +22,7 @@ import numpy as np
 
 from dataclasses import replace
 
+from timelaw.errors import NotFittedError
 from timelaw.laws.batch import CriticalBatch
 from timelaw.laws.fitting import DEFAULT_GRID, HUBER_DELTA, fit_runs
 from timelaw.laws.ranges import FitRange
@@ -314,7 +315,7 @@ class LossLaw:
 
     def _theta(self) -> np.ndarray:
         if self.params_ is None:
-            raise ValueError(f"this {self.form} law has no constants yet: fit it, or take a preset")
+            raise NotFittedError(f"this {self.form} law has no constants yet: fit it, or take a preset")
         return self.theta_from_params(self.params_)
 
     def _log_mask(self) -> np.ndarray:

@@ -28,12 +28,13 @@ _ONE_STEP_MORE = 1 + 1e-12  # the budget of exactly k steps, kept above k x seco
 def cheapest(target_loss: float, deadline_hours: float, *, profile=None, max_devices: int = 1,
              dollars_per_device_hour: float | None = None, watts_per_device: float | None = None, law=None,
              unique_tokens=None, setup: TrainSetup | None = None, space: SearchSpace | None = None,
-             method: str = "roofline", n_count: str | None = None, **space_options) -> Prediction:
+             method: str = "roofline", n_count: str | None = None, devices=None, **space_options) -> Prediction:
     """The cheapest plan (devices, shape, batch, hours) that reaches `target_loss` within `deadline_hours`.
 
     Returns a Prediction with .devices, .hours, .dollars (None without a price: then device-hours are
     minimised), .loss (at most the target), .config and .setup. Raises ValueError when no plan reaches the
-    target in time, giving the best loss that the deadline allows. Other arguments as in optimize.
+    target in time, giving the best loss that the deadline allows. Other arguments as in optimize;
+    `devices` (a sequence of counts) replaces the counts max_devices implies, e.g. devices=[64] for one count.
     """
     target = positive_number(target_loss, "target_loss")
     deadline = positive_number(deadline_hours, "deadline_hours") * 3600.0
@@ -44,7 +45,8 @@ def cheapest(target_loss: float, deadline_hours: float, *, profile=None, max_dev
     law_choice = resolve_law(law, unique_tokens, n_count)
     best, best_reachable = None, (np.inf, None)
     start = time.perf_counter()
-    for devices in device_counts(max_devices, devices_per_node(estimator)):
+    counts = device_counts(max_devices, devices_per_node(estimator)) if devices is None else tuple(devices)
+    for devices in counts:
         candidates = price_candidates(space, with_devices(setup, devices), estimator)
         at_deadline = outcome(candidates, deadline, law_choice, unique_tokens, space.min_steps)
         if np.isfinite(at_deadline.loss).any():
@@ -62,12 +64,12 @@ def cheapest(target_loss: float, deadline_hours: float, *, profile=None, max_dev
         if best is None or (cost[k], seconds[k]) < (best[0], best[1]):
             best = (float(cost[k]), float(seconds[k]), float(steps[k]), candidates, int(able[k]))
     if best is None:
-        raise ValueError(_unreachable(target, deadline_hours, max_devices, best_reachable))
+        raise ValueError(_unreachable(target, deadline_hours, max(counts), best_reachable))
     _, seconds, steps, candidates, index = best
     cfg, best_setup = candidates.config_and_setup(index)
     budget = seconds * _ONE_STEP_MORE
     prediction = predict_resolved(cfg, budget, best_setup, estimator, law_choice, unique_tokens, method)
-    note = (f"the cheapest of every shape, batch and device count up to {max_devices} that reaches loss "
+    note = (f"the cheapest of every shape, batch and device count in {list(counts)} that reaches loss "
             f"{target:g} within {deadline_hours:g} h (searched in {time.perf_counter() - start:.1f} s)")
     return replace(costed(prediction, prices), notes=prediction.notes + (note,))
 

@@ -22,9 +22,10 @@ from timelaw.shapes import ShapeBatch
 __all__ = ["Evaluated", "evaluate", "step_seconds", "steps_in", "loss_for_tokens"]
 
 
-def step_seconds(estimator, shapes: ShapeBatch, setup: TrainSetup) -> np.ndarray:
-    """Seconds per optimizer step; bit-identical for a shape alone and inside a batch (see predict_features)."""
-    return estimator.predict(shapes, setup)
+def step_seconds(estimator, shapes: ShapeBatch, setup: TrainSetup, step=None) -> np.ndarray:
+    """Seconds per optimizer step; bit-identical for a shape alone and inside a batch (see predict_features).
+    `step`: the shapes' ledger when the caller has built it already."""
+    return estimator.predict(shapes, setup, step=step)
 
 
 @dataclass(frozen=True)
@@ -64,13 +65,14 @@ def training_memory(shapes: ShapeBatch, setup: TrainSetup) -> np.ndarray:
     return memory_footprint(shapes, setup).total_bytes
 
 
-def evaluate(shapes: ShapeBatch, setup: TrainSetup, estimator, memory_bytes=None) -> Evaluated:
-    """Step time, tokens per step, parameter counts and memory of every shape (memory may be passed in)."""
+def evaluate(shapes: ShapeBatch, setup: TrainSetup, estimator, memory_bytes=None, step=None) -> Evaluated:
+    """Step time, tokens per step, parameter counts and memory of every shape (memory and the ledger may be
+    passed in)."""
     if memory_bytes is None:
-        memory_bytes = training_memory(shapes, setup)
+        memory_bytes = training_memory(shapes, setup) if step is None else step.memory.total_bytes
     non_embedding, embedding = param_counts(shapes)
     arrays = np.broadcast_arrays(
-        step_seconds(estimator, shapes, setup), tokens_per_step(shapes, setup),
+        step_seconds(estimator, shapes, setup, step), tokens_per_step(shapes, setup),
         non_embedding + embedding, non_embedding, memory_bytes,
     )
     return Evaluated(shapes, setup, *arrays)

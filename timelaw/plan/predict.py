@@ -192,8 +192,9 @@ def _notes(device, law_choice: LawChoice, unique_tokens, epochs) -> tuple:
 
 
 def prediction_for(ev: Evaluated, budget: float, estimator, law_choice: LawChoice, unique_tokens,
-                   method: str) -> Prediction:
-    """The Prediction of the single shape in `ev` (a batch of one), the budget already checked."""
+                   method: str, step=None) -> Prediction:
+    """The Prediction of the single shape in `ev` (a batch of one), the budget already checked; `step` is its
+    ledger, when built already."""
     device, setup = getattr(estimator, "system", None) or estimator.profile, ev.setup  # a System labels itself
     cfg = ev.shapes.to_config()
     check_memory(ev, device, cfg)
@@ -212,8 +213,9 @@ def prediction_for(ev: Evaluated, budget: float, estimator, law_choice: LawChoic
     band = loss_band(law_choice, n_law, tokens, unique_tokens, loss, *time_uncertainty(estimator, device, method),
                      inputs=inputs, excursions=excursions)
     epochs = None if unique_tokens is None else tokens / float(unique_tokens)
-    breakdown = estimator.breakdown(cfg, setup) if hasattr(estimator, "breakdown") else {method: seconds}
-    flops = model_flops_per_step(ledger(ev.shapes, setup))
+    step = ledger(ev.shapes, setup) if step is None else step
+    breakdown = estimator.breakdown(cfg, setup, step=step) if hasattr(estimator, "breakdown") else {method: seconds}
+    flops = model_flops_per_step(step)
     return Prediction(
         loss=loss, loss_low=band.low, loss_high=band.high, band=f"~{BAND_LEVEL:.0%}: {band.description}",
         tokens=tokens, steps=int(steps), seconds_per_step=seconds, tokens_per_step=float(ev.tokens_per_step),
@@ -233,9 +235,12 @@ def prediction_for(ev: Evaluated, budget: float, estimator, law_choice: LawChoic
 
 def predict_resolved(cfg: TransformerConfig, budget: float, setup: TrainSetup, estimator,
                      law_choice: LawChoice, unique_tokens, method: str) -> Prediction:
-    """predict_loss once its inputs are resolved (optimize calls this on the shape it picked)."""
-    ev = evaluate(ShapeBatch.from_config(cfg, setup), setup, estimator)
-    return prediction_for(ev, budget, estimator, law_choice, unique_tokens, method)
+    """predict_loss once its inputs are resolved (optimize calls this on the shape it picked). The step's
+    ledger is built once and serves the step time, the memory, the breakdown and the MFU."""
+    shapes = ShapeBatch.from_config(cfg, setup)
+    step = ledger(shapes, setup)
+    ev = evaluate(shapes, setup, estimator, step=step)
+    return prediction_for(ev, budget, estimator, law_choice, unique_tokens, method, step=step)
 
 
 def predict_loss(cfg: TransformerConfig, hours=None, minutes=None, seconds=None, *,
