@@ -169,7 +169,9 @@ class TrainSetup(BaseModel):
     micro_batch_size: int = Field(default=8, gt=0, description="sequences per device per forward pass")
     precision: Literal["fp32", "bf16", "fp16"] = "bf16"
     optimizer: Literal["adamw", "sgd"] = "adamw"
-    activation_checkpointing: Literal["none", "full"] = "none"
+    activation_checkpointing: Literal["none", "full", "selective"] = Field(
+        default="none", description="full: each block rerun in the backward; selective: only the attention core "
+                                    "(scores, softmax, weighted values), as in Korthikanti et al. 2022")
     attention: Literal["math", "flash"] = "flash"
     tensor_parallel: int = Field(default=1, gt=0)
     pipeline_parallel: int = Field(default=1, gt=0)

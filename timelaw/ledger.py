@@ -314,6 +314,14 @@ def _weight_ops(s: ShapeBatch, setup: TrainSetup) -> list[Op]:
     return ops
 
 
+# Selective recomputation (Korthikanti et al. 2022) reruns the attention core, whose saved tensors grow with
+# seq_len squared. torch's non-reentrant checkpoint of the unfused core stops once the softmax output (the
+# last tensor the backward needs) is rebuilt, so the scores and the softmax run again and the weighted values
+# do not (Megatron's reentrant checkpoint reruns that product too). A flash kernel saves no score matrix and
+# recomputes it inside its own backward, so there is nothing more to rerun.
+SELECTIVE = ("attn.scores", "attn.softmax")
+
+
 def _recomputed(layer_fwd: list[Op]) -> list[Op]:
     """The block ops torch's checkpoint runs again in the backward.
 
@@ -333,6 +341,8 @@ def step_ops(s: ShapeBatch, setup: TrainSetup) -> list[Op]:
     ops = [op.times(layers * micro) for op in _with_backward(layer_fwd)]
     if setup.activation_checkpointing == "full":
         ops += [replace(op, phase="recompute").times(layers * micro) for op in _recomputed(layer_fwd)]
+    elif setup.activation_checkpointing == "selective":
+        ops += [replace(op, phase="recompute").times(layers * micro) for op in layer_fwd if op.name in SELECTIVE]
     ops += [op.times(micro) for op in _embedding(s, setup) + _head(s, setup)]
     if setup.pipeline_parallel > 1:  # activations in and out of the stage, forward and backward
         message = s.micro_batch_size * s.seq_len * s.d_model * setup.bytes_per_element

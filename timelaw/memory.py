@@ -3,7 +3,7 @@
 Weights, gradients and optimizer state are exact for the reference model trained with torch (fp32 master
 weights and gradients under autocast; AdamW keeps two fp32 moments and a 4-byte step counter per tensor).
 Activations are an estimate in the manner of Korthikanti et al. 2022 (the tensors autograd saves per block),
-with and without full activation checkpointing.
+with no, full or selective activation checkpointing.
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ class MemoryFootprint:
     activation_bytes_no_checkpointing: np.ndarray
     activation_bytes_full_checkpointing: np.ndarray
     activation_bytes: np.ndarray  # under the setup's checkpointing choice
+    activation_bytes_selective_checkpointing: np.ndarray = None  # the attention core recomputed
 
     @property
     def total_bytes(self) -> np.ndarray:
@@ -35,8 +36,18 @@ class MemoryFootprint:
 
     def as_dict(self) -> dict:
         names = ("weights_bytes", "gradient_bytes", "optimizer_bytes", "activation_bytes_no_checkpointing",
-                 "activation_bytes_full_checkpointing", "activation_bytes", "total_bytes")
+                 "activation_bytes_full_checkpointing", "activation_bytes_selective_checkpointing",
+                 "activation_bytes", "total_bytes")
         return {n: getattr(self, n) for n in names}
+
+
+def _attention_scores(s: ShapeBatch, setup: TrainSetup) -> np.ndarray:
+    """Bytes of one block's softmax output under the unfused kernel (none under flash): what selective
+    recomputation does not keep."""
+    if setup.attention == "flash":
+        return np.zeros_like(np.asarray(s.seq_len, dtype=np.float64))
+    heads = s.n_heads / setup.tensor_parallel
+    return s.micro_batch_size * heads * s.seq_len ** 2 * setup.bytes_per_element
 
 
 def _saved_per_layer(s: ShapeBatch, setup: TrainSetup) -> np.ndarray:
@@ -52,7 +63,7 @@ def _saved_per_layer(s: ShapeBatch, setup: TrainSetup) -> np.ndarray:
     if setup.attention == "flash":
         saved += tokens * heads * hd * elem + FP32 * s.micro_batch_size * heads * s.seq_len  # output, lse
     else:
-        saved += s.micro_batch_size * heads * s.seq_len ** 2 * elem + tokens * heads * hd * elem
+        saved += _attention_scores(s, setup) + tokens * heads * hd * elem
     saved += tokens * heads * hd * elem  # input of the output projection
     saved += (4 if s.mlp in ("swiglu", "geglu") else 2) * tokens * ff * elem
     return saved
@@ -80,9 +91,12 @@ def memory_footprint(s: ShapeBatch, setup: TrainSetup) -> MemoryFootprint:
     no_ckpt = in_flight * layers * per_layer + outside_layers
     # Only block inputs are kept; one block's activations live again while it is recomputed.
     full_ckpt = in_flight * layers * tokens * s.d_model * elem + per_layer + outside_layers
-    chosen = full_ckpt if setup.activation_checkpointing == "full" else no_ckpt
+    # Selective: every block keeps all but its softmax output; one block's lives again while it is recomputed.
+    scores = _attention_scores(s, setup)
+    selective = in_flight * layers * (per_layer - scores) + scores + outside_layers
+    chosen = {"full": full_ckpt, "selective": selective}.get(setup.activation_checkpointing, no_ckpt)
     return MemoryFootprint(
         weights_bytes=FP32 * params, gradient_bytes=FP32 * params, optimizer_bytes=optimizer,
         activation_bytes_no_checkpointing=no_ckpt, activation_bytes_full_checkpointing=full_ckpt,
-        activation_bytes=chosen,
+        activation_bytes=chosen, activation_bytes_selective_checkpointing=selective,
     )

@@ -64,6 +64,7 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(cfg.d_model, qkv_width, bias=cfg.bias in (True, "qkv"))
         self.out = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.d_model, bias=cfg.bias is True)
         self.attention_kernel = attention_kernel
+        self.recompute_core = False  # selective recomputation of the unfused core (set by Transformer)
         self.rotary = cfg.positions == "rotary"
         if self.rotary:
             cos, sin = rotary_tables(cfg.seq_len, cfg.head_dim)
@@ -87,13 +88,20 @@ class CausalSelfAttention(nn.Module):
             k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
         if self.attention_kernel == "flash":
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        elif self.recompute_core and self.training:  # selective recomputation: the core reruns in the backward
+            y = checkpoint(self._unfused_core, q, k, v, use_reentrant=False)
         else:
-            scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.head_dim))
-            mask = torch.ones(seq, seq, dtype=torch.bool, device=x.device).tril()
-            scores = scores.masked_fill(~mask, float("-inf"))
-            y = F.softmax(scores, dim=-1) @ v
+            y = self._unfused_core(q, k, v)
         y = y.transpose(1, 2).contiguous().view(batch, seq, self.n_heads * self.head_dim)
         return self.out(y)
+
+    def _unfused_core(self, q, k, v):
+        """Scores, causal mask, softmax and weighted values: the attention core."""
+        seq = q.shape[-2]
+        scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.head_dim))
+        mask = torch.ones(seq, seq, dtype=torch.bool, device=q.device).tril()
+        scores = scores.masked_fill(~mask, float("-inf"))
+        return F.softmax(scores, dim=-1) @ v
 
 
 class MLP(nn.Module):
@@ -132,12 +140,16 @@ class Block(nn.Module):
 
 
 class Transformer(nn.Module):
-    def __init__(self, cfg: TransformerConfig, attention_kernel: str = "flash", checkpointing: bool = False):
+    def __init__(self, cfg: TransformerConfig, attention_kernel: str = "flash", checkpointing: bool | str = False):
+        """checkpointing: True or "full" (each block rerun in the backward), "selective" (only the unfused
+        attention core; a flash kernel recomputes its own), or False / "none"."""
         super().__init__()
-        self.cfg, self.checkpointing = cfg, checkpointing
+        self.cfg, self.checkpointing = cfg, checkpointing in (True, "full")
         self.tokens = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.positions = nn.Embedding(cfg.seq_len, cfg.d_model) if cfg.positions == "learned" else None
         self.blocks = nn.ModuleList(Block(cfg, attention_kernel) for _ in range(cfg.n_layers))
+        for block in self.blocks:
+            block.attn.recompute_core = checkpointing == "selective"
         self.final_norm = make_norm(cfg)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         if cfg.tied_embeddings:
@@ -167,7 +179,7 @@ class Transformer(nn.Module):
 def build_model(cfg: TransformerConfig, setup: TrainSetup | None = None) -> Transformer:
     """The reference model of `cfg`; `setup` picks the attention kernel and activation checkpointing."""
     setup = setup or TrainSetup()
-    return Transformer(cfg, setup.attention, setup.activation_checkpointing == "full")
+    return Transformer(cfg, setup.attention, setup.activation_checkpointing)
 
 
 def make_optimizer(model: nn.Module, setup: TrainSetup) -> torch.optim.Optimizer:
