@@ -40,7 +40,8 @@ def calibrate(device: str = "cpu", quick: bool = False, out=None, **kwargs) -> D
 from timelaw import laws
 from timelaw.laws import DegenerateFitWarning, fit_loss_law, load_law
 from timelaw.plan import (
-    Frontier, Plan, Prediction, SearchSpace, cheapest, frontier, optimize, predict_loss, wider_vs_deeper,
+    Frontier, Layout, Plan, Prediction, SearchSpace, best_layout, cheapest, frontier, optimize, predict_loss,
+    wider_vs_deeper,
 )
 
 # Subpackages imported on first use: `reference` needs torch, the others are not needed to import timelaw.
@@ -54,7 +55,7 @@ __all__ = [
     "System", "load_system", "list_systems",
     "calibrate", "pilot",
     "laws", "fit_loss_law", "load_law", "DegenerateFitWarning",
-    "predict_loss", "optimize", "frontier", "wider_vs_deeper", "cheapest", "Prediction", "Plan", "Frontier",
+    "predict_loss", "optimize", "frontier", "wider_vs_deeper", "cheapest", "best_layout", "Layout", "Prediction", "Plan", "Frontier",
     "SearchSpace", *_LAZY_SUBMODULES,
 ]
 
