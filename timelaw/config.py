@@ -179,6 +179,9 @@ class TrainSetup(BaseModel):
     pipeline_interleave: int = Field(
         default=1, gt=0, description="model chunks per pipeline stage (Megatron's interleaved 1F1B, its virtual "
                                      "pipeline size); 1: plain 1F1B")
+    zero_stage: int = Field(
+        default=0, ge=0, le=3, description="what data-parallel ranks shard (ZeRO; 3 is FSDP's full sharding): "
+                                           "0 nothing, 1 optimizer state, 2 and gradients, 3 and weights")
     # Last, so that its validator sees the micro batch and data-parallel size.
     global_batch_size: Optional[int] = Field(default=None, gt=0, description="sequences per optimizer step")
 
@@ -210,11 +213,13 @@ class TrainSetup(BaseModel):
 
     @model_serializer(mode="wrap")
     def _omit_default_interleave(self, handler):
-        """pipeline_interleave = 1 (plain 1F1B) is left out of dumps, so setups (and the run ids hashed from
-        them) read as they did before the field existed."""
+        """pipeline_interleave = 1 (plain 1F1B) and zero_stage = 0 are left out of dumps, so setups (and the run
+        ids hashed from them) read as they did before the fields existed."""
         data = handler(self)
-        if isinstance(data, dict) and data.get("pipeline_interleave") == 1:
-            data.pop("pipeline_interleave")
+        if isinstance(data, dict):
+            for name, default in (("pipeline_interleave", 1), ("zero_stage", 0)):
+                if data.get(name) == default:
+                    data.pop(name)
         return data
 
     @property

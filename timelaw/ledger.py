@@ -288,6 +288,10 @@ def _weight_ops(s: ShapeBatch, setup: TrainSetup) -> list[Op]:
     params = local_params(s, setup)
     tensors = n_param_tensors(s) / setup.pipeline_parallel
     micro = s.grad_accum_steps
+    dp, zero = setup.data_parallel, (setup.zero_stage if setup.data_parallel > 1 else 0)
+    # ZeRO: each data-parallel rank updates (stage >= 1) and, from stage 2, accumulates its 1 / dp shard
+    updated = params / dp if zero >= 1 else params
+    accumulated = params / dp if zero >= 2 else params
     ops = []
     if setup.precision != "fp32":
         # autocast casts each weight to 16 bits once per forward, and the weight gradient back to fp32
@@ -296,22 +300,44 @@ def _weight_ops(s: ShapeBatch, setup: TrainSetup) -> list[Op]:
                   bytes_written=2 * weights, kernels=tensors, count=micro)
         ops += [cast, replace(cast, name="weights.cast.grad", phase="backward",
                               bytes_read=2 * weights, bytes_written=4 * weights)]
-    ops.append(Op("grads.accumulate", "elementwise", "backward", flops=params,
-                  bytes_read=2 * GRAD_BYTES * params, bytes_written=GRAD_BYTES * params, kernels=tensors,
+    ops.append(Op("grads.accumulate", "elementwise", "backward", flops=accumulated,
+                  bytes_read=2 * GRAD_BYTES * accumulated, bytes_written=GRAD_BYTES * accumulated, kernels=tensors,
                   count=micro - 1))
     if setup.optimizer == "adamw":  # reads param, grad, two moments; writes param and moments
         foreach = ADAMW_FOREACH_OPS * np.maximum(np.ceil(tensors / FOREACH_TENSORS_PER_KERNEL),
-                                                 np.ceil(params / FOREACH_ELEMENTS_PER_KERNEL))
-        ops.append(Op("optimizer.adamw", "optimizer", "optimizer", flops=16 * params,
-                      bytes_read=ADAMW_BYTES_READ * params, bytes_written=ADAMW_BYTES_WRITTEN * params,
+                                                 np.ceil(updated / FOREACH_ELEMENTS_PER_KERNEL))
+        ops.append(Op("optimizer.adamw", "optimizer", "optimizer", flops=16 * updated,
+                      bytes_read=ADAMW_BYTES_READ * updated, bytes_written=ADAMW_BYTES_WRITTEN * updated,
                       kernels=12 * tensors, foreach_kernels=foreach))
     else:  # SGD with momentum: param, grad, momentum buffer
-        ops.append(Op("optimizer.sgd", "optimizer", "optimizer", flops=4 * params,
-                      bytes_read=12 * params, bytes_written=8 * params, kernels=3 * tensors))
-    if setup.data_parallel > 1:
-        ops.append(_collective("grads.dp_all_reduce", "all_reduce", GRAD_BYTES * params,
-                               setup.data_parallel, "data", "communication"))
-    return ops
+        ops.append(Op("optimizer.sgd", "optimizer", "optimizer", flops=4 * updated,
+                      bytes_read=12 * updated, bytes_written=8 * updated, kernels=3 * tensors))
+    return ops + _data_parallel_collectives(params, setup, micro, zero)
+
+
+def _data_parallel_collectives(params, setup: TrainSetup, micro, zero: int) -> list[Op]:
+    """The gradient (and, under ZeRO, weight) collectives of the data-parallel group, fp32 messages.
+
+    Stage 0 all-reduces the gradients once per step. Stage 1 reduce-scatters them once (each rank gets the
+    sum of its shard), updates its shard, and all-gathers the updated weights. Stage 2 shards the gradients
+    too, so each micro-batch's gradients are reduce-scattered as they are produced. Stage 3 (FSDP) also
+    shards the weights: each micro-batch all-gathers them for the forward and again for the backward, and
+    reduce-scatters the gradients; the weights stay sharded after the update.
+    """
+    dp, message = setup.data_parallel, GRAD_BYTES * params
+    if dp == 1:
+        return []
+    if zero == 0:
+        return [_collective("grads.dp_all_reduce", "all_reduce", message, dp, "data", "communication")]
+    scatter = _collective("grads.dp_reduce_scatter", "reduce_scatter", message, dp, "data", "backward")
+    gather = _collective("params.dp_all_gather", "all_gather", message, dp, "data", "communication")
+    if zero == 1:
+        return [replace(scatter, phase="communication"), gather]
+    if zero == 2:
+        return [scatter.times(micro), gather]
+    return [replace(gather, phase="forward").times(micro),
+            replace(gather, name="params.dp_all_gather.backward", phase="backward").times(micro),
+            scatter.times(micro)]
 
 
 # Selective recomputation (Korthikanti et al. 2022) reruns the attention core, whose saved tensors grow with

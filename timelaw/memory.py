@@ -77,6 +77,11 @@ def memory_footprint(s: ShapeBatch, setup: TrainSetup) -> MemoryFootprint:
         optimizer = 2 * FP32 * params + FP32 * tensors
     else:
         optimizer = FP32 * params  # momentum buffer
+    # ZeRO over the data-parallel ranks: stage 1 shards the optimizer state, 2 also the gradients, 3 (FSDP)
+    # also the weights (the weights of the layer being computed, gathered for a moment, are not counted)
+    dp, zero = setup.data_parallel, setup.zero_stage
+    shard = {part: (dp if zero >= stage else 1) for part, stage in (("optimizer", 1), ("gradients", 2),
+                                                                     ("weights", 3))}
 
     tokens, elem = s.micro_batch_size * s.seq_len, setup.bytes_per_element
     layers = s.n_layers / pp
@@ -96,7 +101,8 @@ def memory_footprint(s: ShapeBatch, setup: TrainSetup) -> MemoryFootprint:
     selective = in_flight * layers * (per_layer - scores) + scores + outside_layers
     chosen = {"full": full_ckpt, "selective": selective}.get(setup.activation_checkpointing, no_ckpt)
     return MemoryFootprint(
-        weights_bytes=FP32 * params, gradient_bytes=FP32 * params, optimizer_bytes=optimizer,
+        weights_bytes=FP32 * params / shard["weights"], gradient_bytes=FP32 * params / shard["gradients"],
+        optimizer_bytes=optimizer / shard["optimizer"],
         activation_bytes_no_checkpointing=no_ckpt, activation_bytes_full_checkpointing=full_ckpt,
         activation_bytes=chosen, activation_bytes_selective_checkpointing=selective,
     )

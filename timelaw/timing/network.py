@@ -36,6 +36,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from timelaw.config import TrainSetup
 from timelaw.devices.system import Link, System
 from timelaw.ledger import Op
+from timelaw.timing.parallel import HALF_ALL_REDUCE
 
 __all__ = ["check_layout", "group_spread", "pipeline_crosses_nodes", "collective_seconds", "all_reduce_seconds",
            "intra_node_all_reduce_seconds", "ring_all_reduce_seconds", "p2p_seconds"]
@@ -128,11 +129,13 @@ def collective_seconds(op: Op, system: System, setup: TrainSetup) -> np.ndarray:
     if op.collective == "p2p":
         crosses = pipeline_crosses_nodes(setup.tensor_parallel * setup.data_parallel, n, per_node_max)
         return p2p_seconds(op.message_bytes, system.inter_node if crosses else system.intra_node)
-    if op.collective == "all_reduce":
+    if op.collective in ("all_reduce",) + HALF_ALL_REDUCE:
         stride, size = _all_reduce_group(op, setup)
         if size != op.group_size:
-            raise ValueError(f"op {op.name} all-reduces over {op.group_size} ranks, but the layout's "
+            raise ValueError(f"op {op.name} runs over {op.group_size} ranks, but the layout's "
                              f"{op.axis} group has {size}")
         per_node, nodes = group_spread(stride, size, n, per_node_max)
-        return all_reduce_seconds(op.message_bytes, per_node, nodes, system)
+        seconds = all_reduce_seconds(op.message_bytes, per_node, nodes, system)
+        # a reduce-scatter or an all-gather is either half of the all-reduce, tier by tier
+        return seconds if op.collective == "all_reduce" else 0.5 * seconds
     raise ValueError(f"unknown collective {op.collective!r} in op {op.name}")

@@ -12,14 +12,20 @@ each op the factor that turns its per-step total into its share of that critical
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from timelaw.devices.profile import DeviceSpec
 from timelaw.ledger import Op
 
-__all__ = ["collective_seconds", "ring_all_reduce_seconds", "pipeline_factor", "critical_path_factor"]
+__all__ = ["collective_seconds", "ring_all_reduce_seconds", "pipeline_factor", "critical_path_factor",
+           "HALF_ALL_REDUCE"]
 
 MICRO_BATCH_PHASES = ("forward", "backward", "recompute")  # repeated for each micro-batch
+# A ring all-reduce is a reduce-scatter then an all-gather: (g - 1) / g of the message and g - 1 latencies
+# each. Measured tables hold all-reduces only, so these are priced as half of one.
+HALF_ALL_REDUCE = ("reduce_scatter", "all_gather")
 
 
 def collective_seconds(op: Op, profile: DeviceSpec) -> np.ndarray:
@@ -32,6 +38,8 @@ def collective_seconds(op: Op, profile: DeviceSpec) -> np.ndarray:
         return ring_all_reduce_seconds(message, g, _link_bandwidth(profile), latency)
     if op.collective == "p2p":
         return message / _link_bandwidth(profile) + profile.interconnect_latency_seconds
+    if op.collective in HALF_ALL_REDUCE:  # each is one half of a ring all-reduce of the same message
+        return 0.5 * collective_seconds(replace(op, collective="all_reduce"), profile)
     raise ValueError(f"unknown collective {op.collective!r} in op {op.name}")
 
 
