@@ -179,6 +179,10 @@ class TrainSetup(BaseModel):
     pipeline_interleave: int = Field(
         default=1, gt=0, description="model chunks per pipeline stage (Megatron's interleaved 1F1B, its virtual "
                                      "pipeline size); 1: plain 1F1B")
+    sequence_parallel: bool = Field(
+        default=False, description="split the norms, residuals and their activations over the tensor-parallel "
+                                   "ranks by sequence, with reduce-scatters and all-gathers instead of all-reduces "
+                                   "(Korthikanti et al. 2022); nothing without tensor parallelism")
     zero_stage: int = Field(
         default=0, ge=0, le=3, description="what data-parallel ranks shard (ZeRO; 3 is FSDP's full sharding): "
                                            "0 nothing, 1 optimizer state, 2 and gradients, 3 and weights")
@@ -213,11 +217,11 @@ class TrainSetup(BaseModel):
 
     @model_serializer(mode="wrap")
     def _omit_default_interleave(self, handler):
-        """pipeline_interleave = 1 (plain 1F1B) and zero_stage = 0 are left out of dumps, so setups (and the run
-        ids hashed from them) read as they did before the fields existed."""
+        """pipeline_interleave = 1 (plain 1F1B), sequence_parallel = False and zero_stage = 0 are left out of
+        dumps, so setups (and the run ids hashed from them) read as they did before the fields existed."""
         data = handler(self)
         if isinstance(data, dict):
-            for name, default in (("pipeline_interleave", 1), ("zero_stage", 0)):
+            for name, default in (("pipeline_interleave", 1), ("sequence_parallel", False), ("zero_stage", 0)):
                 if data.get(name) == default:
                     data.pop(name)
         return data
@@ -250,6 +254,11 @@ def check_compatible(cfg: TransformerConfig, setup: TrainSetup) -> None:
         raise _field_error(
             "TrainSetup", "pipeline_parallel", pp,
             f"pipeline_parallel ({pp}) must divide n_layers ({cfg.n_layers})",
+        )
+    if setup.sequence_parallel and tp > 1 and cfg.seq_len % tp:
+        raise _field_error(
+            "TrainSetup", "sequence_parallel", True,
+            f"sequence parallelism splits seq_len ({cfg.seq_len}) over tensor_parallel ({tp}) ranks: it must divide",
         )
     chunks = pp * setup.pipeline_interleave
     if cfg.n_layers % chunks:

@@ -104,8 +104,9 @@ def _collective(name, kind, message_bytes, group_size, axis, phase="forward") ->
 
 def _backward(op: Op) -> list[Op]:
     """The backward of a forward op: two products for a matmul, a read-more stream otherwise."""
-    if op.collective is not None:
-        return [replace(op, name=op.name + ".grad", phase="backward")]
+    if op.collective is not None:  # an all-gather's gradient is reduce-scattered, and the other way round
+        kind = {"all_gather": "reduce_scatter", "reduce_scatter": "all_gather"}.get(op.collective, op.collective)
+        return [replace(op, name=op.name + ".grad", phase="backward", collective=kind)]
     if op.gemm is not None:
         batch, m, n, k = op.gemm
         elem = op.bytes_written / (batch * m * n)
@@ -196,8 +197,11 @@ def _layer_forward(s: ShapeBatch, setup: TrainSetup) -> list[Op]:
     tp, elem = setup.tensor_parallel, setup.bytes_per_element
     tokens, d, hd = s.micro_batch_size * s.seq_len, s.d_model, s.head_dim
     heads, kv_heads, ff = s.n_heads / tp, s.n_kv_heads / tp, s.d_ff / tp
+    sp = setup.sequence_parallel and tp > 1
+    local = tokens / tp if sp else tokens  # sequence parallelism splits the norms' and residuals' tokens
 
-    ops = [_norm("attn.norm", s, tokens, RESIDUAL_BYTES), *_autocast_cast("attn.norm.cast", tokens * d, elem),
+    ops = [_norm("attn.norm", s, local, RESIDUAL_BYTES), *_autocast_cast("attn.norm.cast", local * d, elem),
+           *_sp_gather("attn", tokens * d * elem, tp, sp),
            _gemm("attn.qkv", 1, tokens, (heads + 2 * kv_heads) * hd, d, elem)]
     if s.positions == "rotary":
         rotated = tokens * (heads + kv_heads) * hd
@@ -205,16 +209,35 @@ def _layer_forward(s: ShapeBatch, setup: TrainSetup) -> list[Op]:
     ops += _attention_core(s, heads, kv_heads, tokens, elem, setup.attention)
     ops.append(_gemm("attn.out", 1, tokens, d, heads * hd, elem))
     if tp > 1:
-        ops.append(_collective("attn.tp_all_reduce", "all_reduce", tokens * d * elem, tp, "tensor"))
-    ops.append(_residual("attn.residual", tokens, d, elem))
-    ops.append(_norm("mlp.norm", s, tokens, RESIDUAL_BYTES))
+        ops.append(_tp_reduce("attn", tokens * d * elem, tp, sp))
+    ops.append(_residual("attn.residual", local, d, elem))
+    ops.append(_norm("mlp.norm", s, local, RESIDUAL_BYTES))
     # each linear layer the norm feeds casts its input again (autocast caches only weight casts)
-    ops += _autocast_cast("mlp.norm.cast", tokens * d, elem) * (2 if s.mlp in GATED_MLPS else 1)
+    ops += _autocast_cast("mlp.norm.cast", local * d, elem) * (2 if s.mlp in GATED_MLPS else 1)
+    ops += _sp_gather("mlp", tokens * d * elem, tp, sp)
     ops += _mlp(s, ff, tokens, elem)
     if tp > 1:
-        ops.append(_collective("mlp.tp_all_reduce", "all_reduce", tokens * d * elem, tp, "tensor"))
-    ops.append(_residual("mlp.residual", tokens, d, elem))
+        ops.append(_tp_reduce("mlp", tokens * d * elem, tp, sp))
+    ops.append(_residual("mlp.residual", local, d, elem))
     return ops
+
+
+def _tp_reduce(prefix: str, message, tp: int, sp: bool) -> Op:
+    """After a row-parallel product: Megatron's all-reduce, or under sequence parallelism a reduce-scatter
+    that leaves each rank its share of the tokens."""
+    if sp:
+        return _collective(f"{prefix}.sp_reduce_scatter", "reduce_scatter", message, tp, "tensor")
+    return _collective(f"{prefix}.tp_all_reduce", "all_reduce", message, tp, "tensor")
+
+
+def _sp_gather(prefix: str, message, tp: int, sp: bool) -> list[Op]:
+    """Under sequence parallelism, the all-gather of the split norm output before a column-parallel product,
+    and the same all-gather again in the backward: the split input is what is kept for the weight gradient
+    (Korthikanti et al. 2022). Nothing without it."""
+    if not sp:
+        return []
+    gather = _collective(f"{prefix}.sp_all_gather", "all_gather", message, tp, "tensor")
+    return [gather, replace(gather, name=f"{prefix}.sp_all_gather.regather", phase="backward")]
 
 
 def _with_backward(forward_ops: list[Op]) -> list[Op]:
@@ -236,10 +259,13 @@ def _embedding(s: ShapeBatch, setup: TrainSetup) -> list[Op]:
     if s.positions == "learned":
         fwd.append(_stream("embed.positions", "elementwise", tokens * d + s.seq_len * d, tokens * d,
                            1.0, RESIDUAL_BYTES, kernels=2.0))
+    sp = setup.sequence_parallel and tp > 1
     if tp > 1:  # the vocabulary is split over tensor ranks, so each holds part of every token's embedding
-        fwd.append(_collective("embed.tp_all_reduce", "all_reduce", tokens * d * elem, tp, "tensor"))
-    # the backward of the embedding's all-reduce is the identity (each rank keeps the whole gradient)
-    backward = [b for op in fwd if op.name != "embed.tokens" and op.collective is None for b in _backward(op)]
+        fwd.append(_tp_reduce("embed", tokens * d * elem, tp, sp))
+    # the backward of the embedding's all-reduce is the identity (each rank keeps the whole gradient); that of
+    # sequence parallelism's reduce-scatter gathers the split gradient back
+    backward = [b for op in fwd if op.name != "embed.tokens" and (op.collective is None or sp)
+                for b in _backward(op)]
     # The token-embedding gradient is a scatter-add into a dense fp32 table that starts at zero.
     backward.append(Op("embed.tokens.grad", "embedding", "backward", flops=tokens * d,
                        bytes_read=tokens * (INDEX_BYTES + d * RESIDUAL_BYTES), bytes_written=vocab * d * GRAD_BYTES,
@@ -251,8 +277,11 @@ def _head(s: ShapeBatch, setup: TrainSetup) -> list[Op]:
     """Final norm, output head and loss, forward and backward: the last pipeline stage's extra work."""
     tp, elem = setup.tensor_parallel, setup.bytes_per_element
     tokens, d, vocab = s.micro_batch_size * s.seq_len, s.d_model, s.vocab_size / tp
-    fwd = [_norm("final.norm", s, tokens, RESIDUAL_BYTES), *_autocast_cast("final.norm.cast", tokens * d, elem),
-           _gemm("head", 1, tokens, vocab, d, elem),
+    sp = setup.sequence_parallel and tp > 1
+    local = tokens / tp if sp else tokens
+    gather = _sp_gather("final", tokens * d * elem, tp, sp)
+    fwd = [_norm("final.norm", s, local, RESIDUAL_BYTES), *_autocast_cast("final.norm.cast", local * d, elem),
+           *gather, _gemm("head", 1, tokens, vocab, d, elem),
            # logits cast to fp32, log-softmax, negative log-likelihood
            Op("loss.cross_entropy", "loss", "forward", flops=5 * tokens * vocab,
               bytes_read=tokens * vocab * (elem + 4), bytes_written=tokens * vocab * 8, kernels=3.0)]
@@ -262,7 +291,9 @@ def _head(s: ShapeBatch, setup: TrainSetup) -> list[Op]:
     if s.tied_embeddings and setup.pipeline_parallel == 1:  # the head's weight gradient joins the embedding's
         tied_sum = _stream("embed.tied_grad_sum", "elementwise", 2 * vocab * d, vocab * d, 1.0, GRAD_BYTES)
         backward.append(replace(tied_sum, phase="backward"))
-    if tp > 1:
+    if sp:  # the head's input gradient, reduce-scattered back to the split tokens
+        backward += _backward(gather[0])
+    elif tp > 1:
         backward.append(
             _collective("head.tp_all_reduce", "all_reduce", tokens * d * elem, tp, "tensor", "backward"))
     return [replace(op, stage="last") for op in fwd + backward]

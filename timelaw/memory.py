@@ -56,7 +56,8 @@ def _saved_per_layer(s: ShapeBatch, setup: TrainSetup) -> np.ndarray:
     tokens, d, hd = s.micro_batch_size * s.seq_len, s.d_model, s.head_dim
     heads, kv_heads, ff = s.n_heads / tp, s.n_kv_heads / tp, s.d_ff / tp
     norm_stats = (1 if s.norm == "rmsnorm" else 2) * FP32 * tokens  # mean and rstd; rstd alone for RMSNorm
-    saved = 4 * tokens * d * elem + 2 * norm_stats  # each norm's input and output
+    split = tp if (setup.sequence_parallel and tp > 1) else 1  # sequence parallelism splits the norms' tokens
+    saved = (4 * tokens * d * elem + 2 * norm_stats) / split  # each norm's input and output
     saved += tokens * (heads + 2 * kv_heads) * hd * elem  # q, k, v
     if s.positions == "rotary":
         saved += tokens * (heads + kv_heads) * hd * elem
