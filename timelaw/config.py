@@ -183,6 +183,9 @@ class TrainSetup(BaseModel):
         default=False, description="split the norms, residuals and their activations over the tensor-parallel "
                                    "ranks by sequence, with reduce-scatters and all-gathers instead of all-reduces "
                                    "(Korthikanti et al. 2022); nothing without tensor parallelism")
+    overlap_grad_reduce: bool = Field(
+        default=False, description="all-reduce the gradients in buckets during the backward, as torch DDP does "
+                                   "(Megatron: --overlap-grad-reduce); False: after it, as Megatron by default")
     zero_stage: int = Field(
         default=0, ge=0, le=3, description="what data-parallel ranks shard (ZeRO; 3 is FSDP's full sharding): "
                                            "0 nothing, 1 optimizer state, 2 and gradients, 3 and weights")
@@ -217,11 +220,13 @@ class TrainSetup(BaseModel):
 
     @model_serializer(mode="wrap")
     def _omit_default_interleave(self, handler):
-        """pipeline_interleave = 1 (plain 1F1B), sequence_parallel = False and zero_stage = 0 are left out of
-        dumps, so setups (and the run ids hashed from them) read as they did before the fields existed."""
+        """pipeline_interleave = 1 (plain 1F1B), sequence_parallel = False, overlap_grad_reduce = False and
+        zero_stage = 0 are left out of dumps, so setups (and the run ids hashed from them) read as they did
+        before the fields existed."""
         data = handler(self)
         if isinstance(data, dict):
-            for name, default in (("pipeline_interleave", 1), ("sequence_parallel", False), ("zero_stage", 0)):
+            for name, default in (("pipeline_interleave", 1), ("sequence_parallel", False),
+                                  ("overlap_grad_reduce", False), ("zero_stage", 0)):
                 if data.get(name) == default:
                     data.pop(name)
         return data

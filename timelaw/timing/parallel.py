@@ -20,7 +20,7 @@ from timelaw.devices.profile import DeviceSpec
 from timelaw.ledger import Op
 
 __all__ = ["collective_seconds", "ring_all_reduce_seconds", "pipeline_factor", "critical_path_factor",
-           "HALF_ALL_REDUCE"]
+           "HALF_ALL_REDUCE", "DDP_BUCKET_BYTES", "overlapped_gradient_all_reduce"]
 
 MICRO_BATCH_PHASES = ("forward", "backward", "recompute")  # repeated for each micro-batch
 # A ring all-reduce is a reduce-scatter then an all-gather: (g - 1) / g of the message and g - 1 latencies
@@ -54,6 +54,29 @@ def _link_bandwidth(profile: DeviceSpec) -> float:
         raise ValueError(f"profile {profile.name!r} has no interconnect bandwidth and no all-reduce table, "
                          "so it cannot price multi-device training; calibrate with several ranks")
     return profile.interconnect_bandwidth
+
+
+# torch DDP's default bucket (bucket_cap_mb=25): gradients are all-reduced in buckets of this many bytes
+DDP_BUCKET_BYTES = 25 * 2 ** 20
+
+
+def overlapped_gradient_all_reduce(op_times, micro_batches) -> list:
+    """(op, seconds, factor) with the data-parallel gradient all-reduce cut to the part the backward cannot
+    hide, as torch DDP (and Megatron's --overlap-grad-reduce) run it.
+
+    The gradients are all-reduced in buckets as the last micro-batch's backward produces them, so all but the
+    last bucket's share b = min(1, bucket / message) can run beside that backward (T_bwd, its device time
+    alone): exposed = max(b x T_ar, T_ar - (1 - b) x T_bwd). Contention between the two is not modelled.
+    """
+    m = np.asarray(micro_batches, dtype=np.float64)
+    backward = sum(seconds / factor for op, seconds, factor in op_times if op.phase == "backward") / m
+    out = []
+    for op, seconds, factor in op_times:
+        if op.axis == "data" and op.collective == "all_reduce":
+            last = np.minimum(1.0, DDP_BUCKET_BYTES / np.asarray(op.message_bytes, dtype=np.float64))
+            seconds = np.maximum(last * seconds, seconds - (1.0 - last) * backward)
+        out.append((op, seconds, factor))
+    return out
 
 
 def pipeline_factor(pipeline_parallel: int, micro_batches, interleave: int = 1) -> np.ndarray:

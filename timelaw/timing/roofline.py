@@ -21,7 +21,9 @@ from timelaw.ledger import Op
 from timelaw.timing.base import (
     StepTimeEstimator, as_shapes, grouped_shapes, measured_seconds, nnls_relative, step_ledger,
 )
-from timelaw.timing.parallel import MICRO_BATCH_PHASES, collective_seconds, critical_path_factor
+from timelaw.timing.parallel import (
+    MICRO_BATCH_PHASES, collective_seconds, critical_path_factor, overlapped_gradient_all_reduce,
+)
 from timelaw.timing import network
 
 __all__ = ["RooflineEstimator", "op_seconds", "op_group", "GROUP_OF_CLASS", "GROUPS", "HOST_SECONDS_GRID"]
@@ -94,6 +96,8 @@ class RooflineEstimator(StepTimeEstimator):
             else:
                 seconds = op_seconds(op, self.profile, setup.precision)
             times.append((op, seconds * op.count * factor, factor))
+        if setup.overlap_grad_reduce:  # DDP: the gradient all-reduce runs in buckets beside the backward
+            times = overlapped_gradient_all_reduce(times, shapes.grad_accum_steps)
         return times
 
     def _parts(self, op_times) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
