@@ -15,7 +15,7 @@ import numpy as np
 from timelaw.provenance import provenance
 from timelaw.theory import volterra
 from timelaw.theory.phases import Phase, check_exponents, phase
-from timelaw.theory.plrf import DEFAULT_LR_SCALE, default_lr, positive_int
+from timelaw.theory.plrf import DEFAULT_LR_SCALE, stable_sgd_lr, positive_int
 from timelaw.theory.spectrum import modes_from_rmt
 
 # Exponents fitted with spectral resolution 0.04 agree with 0.01 to 1e-4 (docs/theory.md) at 1/4 the cost.
@@ -123,7 +123,7 @@ class _LossTable:
     def _solve(self, d: int) -> tuple[np.ndarray, np.ndarray]:
         v = math.inf if math.isinf(self.v_ratio) else max(d + 1, round(self.v_ratio * d))
         modes = modes_from_rmt(self.alpha, self.beta, d, v, eps=SPECTRAL_EPS)
-        lr = default_lr(self.alpha, v, lr_scale=self.lr_scale)
+        lr = stable_sgd_lr(self.alpha, v, lr_scale=self.lr_scale)
         volterra.check_stable(modes, lr, self.batch)
         grid = volterra.time_grid(max(1, math.ceil(self.steps_needed(d))), REL_STEP)
         return grid, volterra.solve(modes, lr, self.batch, grid)[0]

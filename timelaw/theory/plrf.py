@@ -48,7 +48,7 @@ def positive_int(value, name: str) -> int:
     return int(value)
 
 
-def default_lr(alpha: float, v: float, lr: float | None = None, lr_scale: float = DEFAULT_LR_SCALE) -> float:
+def stable_sgd_lr(alpha: float, v: float, lr: float | None = None, lr_scale: float = DEFAULT_LR_SCALE) -> float:
     """The step: lr if given, else lr_scale / sum_{j <= v} j^(-2 alpha) (= lr_scale / E tr H)."""
     if lr is not None:
         if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
@@ -101,7 +101,7 @@ def simulate(alpha: float, beta: float, d: int, v: int, steps: int, *, batch: in
     seeds = positive_int(seeds, "seeds")
     rng = np.random.default_rng(seed)
     w = sample_w(v, d, rng) if w is None else _checked_w(w, v, d)
-    lr = default_lr(alpha, v, lr, lr_scale)
+    lr = stable_sgd_lr(alpha, v, lr, lr_scale)
     scales, b = data_scales(alpha, v), data_scales(beta, v)
 
     def population_loss(theta: np.ndarray) -> np.ndarray:
@@ -183,7 +183,7 @@ def loss_curve(alpha: float, beta: float, d: int, v, steps: int, *, batch: int =
         modes, source = modes_from_w(alpha, beta, _checked_w(w, v, d)), "given W"
     else:
         modes, source = modes_from_rmt(alpha, beta, d, v), "random-matrix limit"
-    lr = default_lr(alpha, v, lr, lr_scale)
+    lr = stable_sgd_lr(alpha, v, lr, lr_scale)
     volterra.check_stable(modes, lr, batch)
     if rel_step is None:
         rel_step = 0.0 if steps <= EVERY_STEP_UP_TO else 0.02
