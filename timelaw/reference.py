@@ -225,7 +225,8 @@ class StepTiming:
     device: str
 
 
-def _synchronize(device: torch.device):
+def synchronize(device: torch.device):
+    """Wait for the device's queued kernels (a no-op on the CPU): the one device-sync of timelaw's clocks."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     elif device.type == "mps":
@@ -265,10 +266,10 @@ def time_training_steps(
     batches = random_batches(cfg, setup, device, torch.Generator().manual_seed(seed))
     seconds = []
     for i in range(warmup_steps + steps):
-        _synchronize(device)
+        synchronize(device)
         start = now()
         train_step(model, optimizer, batches, setup)
-        _synchronize(device)
+        synchronize(device)
         if i >= warmup_steps:
             seconds.append(now() - start)
     return StepTiming(statistics.median(seconds), tuple(seconds), warmup_steps, str(device))

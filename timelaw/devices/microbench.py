@@ -50,11 +50,9 @@ class Timer:
         return timer
 
     def sync(self):
-        torch = _torch()
-        if self.cuda:
-            torch.cuda.synchronize(torch.device(self.device))
-        elif self.device.startswith("mps"):
-            torch.mps.synchronize()
+        from timelaw.reference import synchronize
+
+        synchronize(_torch().device(self.device))
 
     def __call__(self, fn: Callable[[], object]) -> float:
         if self.cuda and self.method != "host":
