@@ -182,8 +182,9 @@ def _notes(device, law_choice: LawChoice, unique_tokens, epochs) -> tuple:
         notes.append(f"profile {device.name!r} is a spec sheet, not measured on this machine: step times rest "
                      "on published peaks and assumed efficiencies (run `timelaw calibrate` to measure)")
     if law_choice.is_default:
-        notes.append(f"no law given: using the preset {law_choice.name!r}; absolute losses are on that paper's "
-                     "data, so trust differences between shapes more than the value")
+        notes.append(f"no law given: using the preset {law_choice.name!r} (docs/laws.md); absolute losses are on "
+                     "the data its constants were fitted on (its citation says which), so trust differences "
+                     "between shapes and batches more than the value")
     if unique_tokens is not None and not law_choice.uses_unique_tokens:
         notes.append(f"{law_choice.name} does not model repeated data: unique_tokens only sets the epoch count")
     elif epochs is not None and epochs > 1:
