@@ -38,7 +38,7 @@ def test_each_stage_adds_its_collectives():
     assert comms(2) == [("grads.dp_reduce_scatter", "reduce_scatter", "backward", 2.0, m),  # per micro-batch
                         ("params.dp_all_gather", "all_gather", "communication", 1.0, m)]
     assert comms(3) == [("params.dp_all_gather", "all_gather", "forward", 2.0, m),
-                        ("params.dp_all_gather.backward", "all_gather", "backward", 2.0, m),
+                        ("params.dp_all_gather.bwd", "all_gather", "backward", 2.0, m),
                         ("grads.dp_reduce_scatter", "reduce_scatter", "backward", 2.0, m)]
     assert comms(3, dp=1) == []  # nothing to shard over
 

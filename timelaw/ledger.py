@@ -367,7 +367,7 @@ def _data_parallel_collectives(params, setup: TrainSetup, micro, zero: int) -> l
     if zero == 2:
         return [scatter.times(micro), gather]
     return [replace(gather, phase="forward").times(micro),
-            replace(gather, name="params.dp_all_gather.backward", phase="backward").times(micro),
+            replace(gather, name="params.dp_all_gather.bwd", phase="backward").times(micro),
             scatter.times(micro)]
 
 
