@@ -288,3 +288,14 @@ def test_fit_time_model_on_a_system_keeps_its_network():
     # a System's estimator from get_estimator uses its device's stored coefficients
     assert get_estimator(system).coefficients == get_estimator(system.device).coefficients
     assert np.isfinite(model.residuals_).all()
+
+
+def test_the_systems_command_lists_the_shipped_systems(capsys):
+    from timelaw.cli import main
+
+    assert main(["systems", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["dgx-h100-80gb"]["devices_per_node"] == 8 and rows["dgx-h100-80gb"]["device"] == "h100-sxm"
+    assert rows["dgx-a100-80gb"]["inter_node_GBps_per_device"] == 25.0
+    assert main(["systems"]) == 0
+    assert "workstation-4x-rtx-4090" in capsys.readouterr().out

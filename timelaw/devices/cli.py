@@ -1,4 +1,4 @@
-"""`timelaw calibrate` and `timelaw profiles`."""
+"""`timelaw calibrate`, `timelaw profiles` and `timelaw systems`."""
 from __future__ import annotations
 
 import argparse
@@ -36,6 +36,10 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("profiles", help="list known device profiles")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_profiles)
+
+    p = subparsers.add_parser("systems", help="list known multi-node systems (devices per node, links)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_systems)
 
 
 def _calibrate(args: argparse.Namespace) -> int:
@@ -86,4 +90,24 @@ def _profiles(args: argparse.Namespace) -> int:
     else:
         for r in rows:
             print(f"{r['name']:24s} {r['source']:11s} {r['memory_gib']:7.1f} GiB  {r['path']}")
+    return 0
+
+
+def _systems(args: argparse.Namespace) -> int:
+    from timelaw.devices.system import list_systems, load_system
+
+    rows = []
+    for name, path in list_systems().items():
+        system = load_system(path)
+        rows.append({"name": name, "source": system.source, "devices_per_node": system.devices_per_node,
+                     "device": system.device.name,
+                     "intra_node_GBps": system.intra_node.bandwidth / 1e9,
+                     "inter_node_GBps_per_device": system.inter_node.bandwidth / 1e9, "path": str(path)})
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        for r in rows:
+            print(f"{r['name']:26s} {r['source']:11s} {r['devices_per_node']} x {r['device']:16s} "
+                  f"{r['intra_node_GBps']:6.1f} GB/s in a node, {r['inter_node_GBps_per_device']:6.2f} GB/s "
+                  f"per device between nodes  {r['path']}")
     return 0
