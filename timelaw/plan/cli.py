@@ -89,7 +89,7 @@ def _common_arguments(parser) -> None:
                         help="step-time model (default: roofline)")
     parser.add_argument("--precision", choices=("bf16", "fp16", "fp32"),
                         help="default: bf16 if the profile has it, else the profile's precision")
-    parser.add_argument("--checkpointing", choices=("none", "full"), default="none",
+    parser.add_argument("--checkpointing", choices=("none", "selective", "full"), default="none",
                         help="activation checkpointing (default: none)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 

@@ -2,8 +2,10 @@
 
 Every layout the setup's fields allow is tried: tensor parallel t (a power of two dividing the heads and KV
 heads), pipeline stages p (dividing the layers), data parallel d = n / (t p) (dividing the global batch),
-interleaved chunks v (when p > 1 and p v divides the layers), activation checkpointing (none, selective, full)
-and the micro-batch (the powers of two dividing the per-rank batch). The micro-batches of one structural
+interleaved chunks v (when p > 1 and p v divides the layers), sequence parallelism (when t > 1), the ZeRO
+stage (0-3, when d > 1), activation checkpointing (none, selective, full) and the micro-batch (the powers of
+two dividing the per-rank batch). The setup's other choices (precision, optimizer, attention kernel, DDP
+overlap) are kept. The micro-batches of one structural
 layout are priced together, as one ShapeBatch (no Python loop over them); layouts that do not fit in the
 device's memory are dropped, and the fastest step wins (fewer devices per tensor group on a tie).
 """
@@ -22,8 +24,9 @@ from timelaw.shapes import ShapeBatch
 __all__ = ["Layout", "best_layout", "LAYOUT_COLUMNS"]
 
 LAYOUT_COLUMNS = ("rank", "tensor_parallel", "pipeline_parallel", "pipeline_interleave", "data_parallel",
-                  "micro_batch_size", "grad_accum_steps", "activation_checkpointing", "seconds_per_step",
-                  "tokens_per_second", "memory_gib")
+                  "sequence_parallel", "zero_stage", "micro_batch_size", "grad_accum_steps",
+                  "activation_checkpointing", "seconds_per_step", "tokens_per_second", "memory_gib")
+ZERO_STAGES = (0, 1, 2, 3)
 INTERLEAVES = (1, 2, 4)
 
 
@@ -53,7 +56,8 @@ class Layout:
         s = self.setup
         head = (f"fastest of {self.n_feasible:,} feasible layouts ({self.n_layouts:,} tried) on {self.devices} "
                 f"devices of {self.profile}: tensor {s.tensor_parallel} x pipeline {s.pipeline_parallel} "
-                f"(interleave {s.pipeline_interleave}) x data {s.data_parallel}, micro-batch {s.micro_batch_size}, "
+                f"(interleave {s.pipeline_interleave}) x data {s.data_parallel}, sequence parallel "
+                f"{s.sequence_parallel}, ZeRO {s.zero_stage}, micro-batch {s.micro_batch_size}, "
                 f"checkpointing {s.activation_checkpointing}: {self.seconds_per_step:.4g} s/step, "
                 f"{self.tokens_per_second / self.devices:,.0f} tokens/s per device, MFU {self.mfu:.1%}, "
                 f"{self.memory_bytes / GIB:.1f} of {self.device_memory_bytes / GIB:.0f} GiB")
@@ -68,7 +72,8 @@ def _powers_of_two_dividing(n: int) -> list[int]:
 
 
 def _structures(cfg: TransformerConfig, setup: TrainSetup, devices: int):
-    """(tensor, pipeline, interleave, data, checkpointing) of every layout the model and batch allow."""
+    """(tensor, pipeline, interleave, data, sequence parallel, ZeRO stage, checkpointing) of every layout the
+    model and batch allow."""
     checkpointing = [c for c in ("none", "selective", "full")
                      if c in TrainSetup.model_fields["activation_checkpointing"].annotation.__args__]
     for t in _powers_of_two_dividing(devices):
@@ -81,8 +86,10 @@ def _structures(cfg: TransformerConfig, setup: TrainSetup, devices: int):
             for v in (INTERLEAVES if p > 1 else (1,)):
                 if cfg.n_layers % (p * v):
                     continue
-                for c in checkpointing:
-                    yield t, p, v, d, c
+                for sp in ((False, True) if t > 1 else (False,)):
+                    for z in (ZERO_STAGES if d > 1 else (0,)):
+                        for c in checkpointing:
+                            yield t, p, v, d, sp, z, c
 
 
 def best_layout(cfg: TransformerConfig, setup: TrainSetup | None = None, *, profile=None, devices: int,
@@ -94,13 +101,12 @@ def best_layout(cfg: TransformerConfig, setup: TrainSetup | None = None, *, prof
     estimator, device = resolve_device(profile, method)
     setup = resolve_setup(setup, device)
     rows, tried = [], 0
-    for t, p, v, d, c in _structures(cfg, setup, devices):
+    for t, p, v, d, sp, z, c in _structures(cfg, setup, devices):
         per_rank = setup.global_batch_size // d
         micros = np.array(_powers_of_two_dividing(per_rank), dtype=np.float64)
         fields = {**setup.model_dump(), "tensor_parallel": t, "pipeline_parallel": p, "data_parallel": d,
-                  "activation_checkpointing": c, "micro_batch_size": int(micros[0])}
-        if v > 1:
-            fields["pipeline_interleave"] = v
+                  "activation_checkpointing": c, "micro_batch_size": int(micros[0]), "pipeline_interleave": v,
+                  "sequence_parallel": sp, "zero_stage": z}
         try:
             layout_setup = TrainSetup(**fields)
         except ValueError:
@@ -127,6 +133,7 @@ def best_layout(cfg: TransformerConfig, setup: TrainSetup | None = None, *, prof
     notes = () if device.calibrated else (f"profile {device.name!r} is a spec sheet, not measured",)
     table = [{"rank": i + 1, "tensor_parallel": s.tensor_parallel, "pipeline_parallel": s.pipeline_parallel,
               "pipeline_interleave": s.pipeline_interleave, "data_parallel": s.data_parallel,
+              "sequence_parallel": s.sequence_parallel, "zero_stage": s.zero_stage,
               "micro_batch_size": s.micro_batch_size, "grad_accum_steps": s.grad_accum_steps,
               "activation_checkpointing": s.activation_checkpointing, "seconds_per_step": sec,
               "tokens_per_second": tokens_per_step / sec, "memory_gib": mem / GIB}
