@@ -104,3 +104,14 @@ def test_a_step_dominated_by_communication_says_so():
     alone = predict_loss(cfg, hours=1, profile="dgx-a100-80gb", setup=TrainSetup(micro_batch_size=4))
     assert any("communication takes" in n and "tensor parallel" in n for n in across_nodes.notes)
     assert not any("communication takes" in n for n in alone.notes)
+
+
+def test_tensor_parallel_sizes_let_models_too_big_for_one_device_in():
+    # ~20B+ parameters need ~16 bytes each to train (bf16 weights and grads, fp32 Adam and master): over
+    # 300 GB, so no single 80 GB H100 holds one, and data parallelism alone has no candidate.
+    big = SearchSpace(d_model_min=6144, d_model_max=6144, n_layers=(48,), tokens_per_step=(2 ** 20,),
+                      micro_batch_sizes=(1,), min_params=2e10, min_steps=1)
+    with pytest.raises(ValueError, match="no candidate"):
+        optimize(hours=24, profile="dgx-h100-80gb", space=big, max_devices=8)
+    best = optimize(hours=24, profile="dgx-h100-80gb", space=big, max_devices=8, tensor_parallel_sizes=(1, 8)).best
+    assert best.setup.tensor_parallel == 8 and best.devices == 8 and best.n_params > 2e10

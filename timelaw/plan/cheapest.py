@@ -28,13 +28,15 @@ _ONE_STEP_MORE = 1 + 1e-12  # the budget of exactly k steps, kept above k x seco
 def cheapest(target_loss: float, deadline_hours: float, *, profile=None, max_devices: int = 1,
              dollars_per_device_hour: float | None = None, watts_per_device: float | None = None, law=None,
              unique_tokens=None, setup: TrainSetup | None = None, space: SearchSpace | None = None,
-             method: str = "roofline", n_count: str | None = None, devices=None, **space_options) -> Prediction:
+             method: str = "roofline", n_count: str | None = None, devices=None, tensor_parallel_sizes=(1,),
+             **space_options) -> Prediction:
     """The cheapest plan (devices, shape, batch, hours) that reaches `target_loss` within `deadline_hours`.
 
     Returns a Prediction with .devices, .hours, .dollars (None without a price: then device-hours are
     minimised), .loss (at most the target), .config and .setup. Raises ValueError when no plan reaches the
     target in time, giving the best loss that the deadline allows. Other arguments as in optimize;
-    `devices` (a sequence of counts) replaces the counts max_devices implies, e.g. devices=[64] for one count.
+    `devices` (a sequence of counts) replaces the counts max_devices implies, e.g. devices=[64] for one count;
+    tensor_parallel_sizes as in optimize.
     """
     target = positive_number(target_loss, "target_loss")
     deadline = positive_number(deadline_hours, "deadline_hours") * 3600.0
@@ -45,9 +47,11 @@ def cheapest(target_loss: float, deadline_hours: float, *, profile=None, max_dev
     law_choice = resolve_law(law, unique_tokens, n_count)
     best, best_reachable = None, (np.inf, None)
     start = time.perf_counter()
-    counts = device_counts(max_devices, devices_per_node(estimator)) if devices is None else tuple(devices)
-    for devices in counts:
-        candidates = price_candidates(space, with_devices(setup, devices), estimator)
+    node = devices_per_node(estimator)
+    counts = device_counts(max_devices, node) if devices is None else tuple(devices)
+    pairs = [(n, t) for n in counts for t in tensor_parallel_sizes if n % t == 0 and (node is None or t <= node)]
+    for devices, tensor in pairs:
+        candidates = price_candidates(space, with_devices(setup, devices, tensor), estimator)
         at_deadline = outcome(candidates, deadline, law_choice, unique_tokens, space.min_steps)
         if np.isfinite(at_deadline.loss).any():
             i = int(np.nanargmin(np.where(np.isfinite(at_deadline.loss), at_deadline.loss, np.nan)))

@@ -19,7 +19,7 @@ import numpy as np
 from timelaw.config import TrainSetup
 from timelaw.plan.evaluate import law_inputs, loss_for_tokens
 
-__all__ = ["Prices", "device_counts", "devices_per_node", "with_devices", "costed", "steps_to_reach", "positive_number"]
+__all__ = ["Prices", "device_counts", "devices_per_node", "with_devices", "layouts", "costed", "steps_to_reach", "positive_number"]
 
 
 def positive_number(value, name: str) -> float:
@@ -69,12 +69,27 @@ def devices_per_node(estimator) -> Optional[int]:
     return None if system is None else int(system.devices_per_node)
 
 
-def with_devices(setup: TrainSetup, devices: int) -> TrainSetup:
-    """`setup` replicated over `devices` data-parallel copies (its global batch is chosen by the search)."""
-    if devices == 1:
+def with_devices(setup: TrainSetup, devices: int, tensor_parallel: int = 1) -> TrainSetup:
+    """`setup` over `devices` devices: tensor-parallel groups of `tensor_parallel`, the rest data-parallel
+    copies (its global batch is chosen by the search)."""
+    if devices == 1 and tensor_parallel == 1:
         return setup
-    fields = {**setup.model_dump(), "data_parallel": setup.data_parallel * devices, "global_batch_size": None}
+    fields = {**setup.model_dump(), "data_parallel": setup.data_parallel * devices // tensor_parallel,
+              "tensor_parallel": tensor_parallel, "global_batch_size": None}
     return TrainSetup(**fields)
+
+
+def layouts(max_devices, node_size: Optional[int], tensor_parallel_sizes=(1,)) -> list[tuple[int, int]]:
+    """(devices, tensor_parallel) pairs to search: each device count with each allowed tensor-parallel size
+    that divides it and fits in a node (a tensor-parallel group across nodes is not searched)."""
+    pairs = []
+    for devices in device_counts(max_devices, node_size):
+        for t in tensor_parallel_sizes:
+            if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 1:
+                raise ValueError(f"tensor_parallel_sizes must hold whole numbers >= 1, got {t!r}")
+            if devices % t == 0 and (node_size is None or t <= node_size):
+                pairs.append((devices, int(t)))
+    return pairs
 
 
 def costed(prediction, prices: Prices):

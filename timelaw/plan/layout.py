@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from timelaw.config import TrainSetup, TransformerConfig
+from timelaw.config import TrainSetup, TransformerConfig, check_compatible
 from timelaw.memory import memory_footprint
 from timelaw.plan.inputs import resolve_device, resolve_setup
 from timelaw.plan.predict import GIB, model_flops_per_step
@@ -109,6 +109,7 @@ def best_layout(cfg: TransformerConfig, setup: TrainSetup | None = None, *, prof
                   "sequence_parallel": sp, "zero_stage": z}
         try:
             layout_setup = TrainSetup(**fields)
+            check_compatible(cfg, layout_setup)  # heads, KV heads, MLP width, context and layers split evenly
         except ValueError:
             continue
         shapes = replace(ShapeBatch.from_config(cfg, layout_setup), micro_batch_size=micros,

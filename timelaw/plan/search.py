@@ -17,7 +17,7 @@ from timelaw.plan.evaluate import Evaluated, evaluate, law_inputs, loss_for_toke
 from timelaw.plan.inputs import LawChoice, resolve_device, resolve_law, resolve_setup, single_budget
 from timelaw.plan.predict import GIB, Prediction, predict_resolved
 from timelaw.plan.bounds import bound_note, bounds_hit
-from timelaw.plan.cost import Prices, costed, device_counts, devices_per_node, positive_number, with_devices
+from timelaw.plan.cost import Prices, costed, devices_per_node, layouts, positive_number, with_devices
 from timelaw.plan.space import SearchSpace, candidate_batches
 
 __all__ = ["Candidates", "Outcome", "Plan", "optimize", "price_candidates"]
@@ -75,6 +75,9 @@ def price_candidates(space: SearchSpace, setup: TrainSetup, estimator) -> Candid
     start = time.perf_counter()
     limit, parts, generated = estimator.profile.memory_bytes, [], 0
     for shapes in candidate_batches(space, setup):
+        if setup.tensor_parallel > 1:  # only shapes whose heads and MLP split over the tensor-parallel group
+            t = setup.tensor_parallel
+            shapes = shapes.take((shapes.n_heads % t == 0) & (shapes.n_kv_heads % t == 0) & (shapes.d_ff % t == 0))
         generated += shapes.size
         memory = training_memory(shapes, setup)
         fits = memory <= limit
@@ -228,7 +231,7 @@ def optimize(hours=None, minutes=None, seconds=None, *, profile=None, law=None, 
              setup: TrainSetup | None = None, space: SearchSpace | None = None, method: str = "roofline",
              top: int = 20, n_count: str | None = None, max_devices: int = 1, dollars: float | None = None,
              dollars_per_device_hour: float | None = None, watts_per_device: float | None = None,
-             **space_options) -> Plan:
+             tensor_parallel_sizes=(1,), **space_options) -> Plan:
     """The shape (width, depth, heads, batch, and optionally seq_len and MLP kind) with the lowest predicted
     loss for the budget on the device, and the `top` best candidates.
 
@@ -240,6 +243,9 @@ def optimize(hours=None, minutes=None, seconds=None, *, profile=None, law=None, 
     max_devices: also search the number of data-parallel devices, 1, 2, 4, ... up to it (timelaw.plan.cost);
     more devices are never worse, and on a tie the fewer win. dollars: a budget in money instead of time
     (needs dollars_per_device_hour): each device count gets dollars / (price x devices) hours.
+    tensor_parallel_sizes: tensor-parallel group sizes to try at each device count (default data parallel
+    only, (1,); e.g. (1, 2, 4, 8) lets models too large for one device in); with max_devices > 1 these set
+    the parallel layout, overriding the setup's.
     `plan.best` then carries .devices, .dollars and .energy_kwh (with watts_per_device).
     """
     prices = Prices(dollars_per_device_hour, watts_per_device)
@@ -259,10 +265,10 @@ def optimize(hours=None, minutes=None, seconds=None, *, profile=None, law=None, 
     law_choice = resolve_law(law, unique_tokens, n_count)
     start = time.perf_counter()
     chosen, generated = None, 0
-    for devices in device_counts(max_devices, devices_per_node(estimator)):
+    for devices, tensor in layouts(max_devices, devices_per_node(estimator), tensor_parallel_sizes):
         if dollars is not None:
             budget = money / (prices.dollars_per_device_hour * devices) * 3600.0  # the hours it buys, in seconds
-        candidates = price_candidates(space, with_devices(setup, devices), estimator)
+        candidates = price_candidates(space, with_devices(setup, devices, tensor), estimator)
         generated += candidates.n_generated
         result = outcome(candidates, budget, law_choice, unique_tokens, space.min_steps)
         ranked = result.ranked_shapes(candidates, top)
