@@ -300,3 +300,12 @@ def test_one_budget_pilot_then_fit_succeeds(text_file, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.csv", "runs.curves.jsonl"]  # no lock files
     assert main(["fit", str(out), "--bootstrap", "0", "--grid", "8", "--out", str(tmp_path / "law.json")]) == 0
     assert "chinchilla law" in capsys.readouterr().out and (tmp_path / "law.json").exists()
+
+
+def test_a_run_id_of_only_digits_stays_text(tmp_path):
+    # run ids are hex digests; one made only of digits (e.g. 3971374257709843) must not be read back as a number
+    from timelaw.training.table import _from_cell
+
+    assert _from_cell("run_id", "3971374257709843") == "3971374257709843"
+    assert _from_cell("data_fingerprint", "0123456789") == "0123456789"
+    assert _from_cell("steps", "1844928") == 1844928

@@ -88,7 +88,8 @@ def _worker_init() -> None:
 
 def _train(setting: str, budget: float, size: str, seed: int, out_dir: str, device: str) -> str:
     pilot(_CORPORA[setting], budget, [size], out=Path(out_dir) / f"{setting}.csv", seeds=[seed], seq_len=SEQ_LEN,
-          micro_batch_size=BATCH, options=OPTIONS, threads=1, device=device, progress=False)
+          micro_batch_size=BATCH, options=OPTIONS, threads=1, device=device, progress=False,
+          ladder=False)  # each budget is its own task: the pilot's B/4, B/2 ladder would train extra runs
     return f"{setting} {size} {budget:g}s seed {seed}"
 
 

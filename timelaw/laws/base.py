@@ -139,7 +139,8 @@ class LossLaw:
             raise ValueError(f"level must be between 0 and 1 (exclusive), got {level}")
         inputs = self._inputs(N, D, unique_tokens, d_model, n_layers, batch_tokens, vocab_size)
         shape, flat = _broadcast_flat(*inputs)
-        thetas = np.where(self._log_mask(), np.log(self.samples_), self.samples_)
+        with np.errstate(divide="ignore"):  # a resample may drive a scale to 0: its log is -inf, exp gives 0 back
+            thetas = np.where(self._log_mask(), np.log(self.samples_), self.samples_)
         quantiles = ((1 - level) / 2, (1 + level) / 2)
         low, high = np.empty(int(np.prod(shape))), np.empty(int(np.prod(shape)))
         for start in range(0, low.size, _POINTS_PER_CHUNK):

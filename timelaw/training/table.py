@@ -120,9 +120,14 @@ def read_rows(path) -> list[dict]:
     return [{k: _from_cell(k, v) for k, v in row.items()} for row in rows]
 
 
+TEXT_COLUMNS = ("run_id", "data_fingerprint")  # hex digests: one of only digits must not become a number
+
+
 def _from_cell(name: str, value: str):
     if name in NESTED:
         return json.loads(value)
+    if name in TEXT_COLUMNS:
+        return value
     for number in (int, float):  # an integer stays one, so rewriting the table keeps `1844928`, not `1844928.0`
         try:
             return number(value)
