@@ -51,14 +51,20 @@ def list_profiles() -> dict[str, Path]:
 
 def load_profile(name_or_path: str | os.PathLike) -> DeviceProfile:
     """A profile by name (measured here first, then shipped) or by path to its JSON file."""
+    return read_profile(named_file(name_or_path, list_profiles, "profile"))
+
+
+def named_file(name_or_path: str | os.PathLike, known, kind: str) -> Path:
+    """The file `name_or_path` names: a path to an existing file, else a name among `known()` (name -> path);
+    a ValueError lists the known names of this `kind` ("profile", "system")."""
     path = Path(name_or_path)
-    if not path.is_file():
-        known = list_profiles()
-        if str(name_or_path) not in known:
-            raise ValueError(f"no profile named {str(name_or_path)!r} and no such file; "
-                             f"known profiles: {', '.join(sorted(known))}")
-        path = known[str(name_or_path)]
-    return read_profile(path)
+    if path.is_file():
+        return path
+    found = known()
+    if str(name_or_path) not in found:
+        raise ValueError(f"no {kind} named {str(name_or_path)!r} and no such file; "
+                         f"known {kind}s: {', '.join(sorted(found))}")
+    return found[str(name_or_path)]
 
 
 class ProfileError(ValueError):
@@ -67,21 +73,27 @@ class ProfileError(ValueError):
 
 def read_profile(path: str | os.PathLike) -> DeviceProfile:
     """The profile in a JSON file, validated; a bad file raises ProfileError naming the file and the field."""
+    return read_validated(path, DeviceProfile, "profile", ProfileError)
+
+
+def read_validated(path: str | os.PathLike, model, kind: str, error_class):
+    """`model` (a pydantic class) from the JSON file at `path`; an unreadable, damaged or invalid file raises
+    `error_class` naming the file, and for an invalid value each field and what is wrong with it."""
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as error:
-        raise ProfileError(f"cannot read profile file {path}: {error.strerror or error}") from None
+        raise error_class(f"cannot read {kind} file {path}: {error.strerror or error}") from None
     try:
         json.loads(text)
     except ValueError as error:
-        raise ProfileError(f"profile file {path} is not valid JSON (truncated or damaged?): {error}") from None
+        raise error_class(f"{kind} file {path} is not valid JSON (truncated or damaged?): {error}") from None
     try:
-        return DeviceProfile.model_validate_json(text)
+        return model.model_validate_json(text)
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'profile'}: {e['msg']}"
+        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc']) or kind}: {e['msg']}"
                              for e in error.errors(include_url=False))
-        raise ProfileError(f"profile file {path} is not a valid profile: {problems}") from None
+        raise error_class(f"{kind} file {path} is not a valid {kind}: {problems}") from None
 
 
 def _gpu_names() -> list[str]:

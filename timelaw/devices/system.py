@@ -26,10 +26,11 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from timelaw.devices.profile import AllReduceTable, DeviceProfile
-from timelaw.devices.registry import ProfileError, cache_dir, load_profile, resolve_profile
+from timelaw.devices.registry import (ProfileError, cache_dir, load_profile, named_file, read_validated,
+                                     resolve_profile)
 from timelaw.files import atomic_write_text
 
 __all__ = ["Link", "System", "SystemFileError", "load_system", "read_system", "save_system", "list_systems",
@@ -160,33 +161,12 @@ def save_system(system: System, path: str | os.PathLike | None = None) -> Path:
 
 def read_system(path: str | os.PathLike) -> System:
     """The system in a JSON file, validated; a bad file raises SystemFileError naming the file and the field."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise SystemFileError(f"cannot read system file {path}: {error.strerror or error}") from None
-    try:
-        json.loads(text)
-    except ValueError as error:
-        raise SystemFileError(f"system file {path} is not valid JSON (truncated or damaged?): {error}") from None
-    try:
-        return System.model_validate_json(text)
-    except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'system'}: {e['msg']}"
-                             for e in error.errors(include_url=False))
-        raise SystemFileError(f"system file {path} is not a valid system: {problems}") from None
+    return read_validated(path, System, "system", SystemFileError)
 
 
 def load_system(name_or_path: str | os.PathLike) -> System:
     """A system by name (saved here first, then shipped) or by path to its JSON file."""
-    path = Path(name_or_path)
-    if not path.is_file():
-        known = list_systems()
-        if str(name_or_path) not in known:
-            raise ValueError(f"no system named {str(name_or_path)!r} and no such file; "
-                             f"known systems: {', '.join(sorted(known))}")
-        path = known[str(name_or_path)]
-    return read_system(path)
+    return read_system(named_file(name_or_path, list_systems, "system"))
 
 
 def _is_system_file(path: Path) -> bool:
