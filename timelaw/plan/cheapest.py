@@ -13,8 +13,7 @@ from dataclasses import replace
 import numpy as np
 
 from timelaw.config import TrainSetup
-from timelaw.plan.cost import (Prices, costed, device_counts, devices_per_node, positive_number, steps_to_reach,
-                               with_devices)
+from timelaw.plan.cost import Prices, costed, devices_per_node, layouts, positive_number, steps_to_reach, with_devices
 from timelaw.plan.inputs import resolve_device, resolve_law, resolve_setup
 from timelaw.plan.predict import Prediction, predict_resolved
 from timelaw.plan.search import outcome, price_candidates
@@ -47,9 +46,12 @@ def cheapest(target_loss: float, deadline_hours: float, *, profile=None, max_dev
     law_choice = resolve_law(law, unique_tokens, n_count)
     best, best_reachable = None, (np.inf, None)
     start = time.perf_counter()
-    node = devices_per_node(estimator)
-    counts = device_counts(max_devices, node) if devices is None else tuple(devices)
-    pairs = [(n, t) for n in counts for t in tensor_parallel_sizes if n % t == 0 and (node is None or t <= node)]
+    pairs = layouts(max_devices, devices_per_node(estimator), tensor_parallel_sizes,
+                    counts=None if devices is None else tuple(devices))
+    if not pairs:
+        raise ValueError(f"no device count up to {max_devices} splits into tensor_parallel_sizes "
+                         f"{tuple(tensor_parallel_sizes)}")
+    counts = sorted({n for n, _ in pairs})
     for devices, tensor in pairs:
         candidates = price_candidates(space, with_devices(setup, devices, tensor), estimator)
         at_deadline = outcome(candidates, deadline, law_choice, unique_tokens, space.min_steps)

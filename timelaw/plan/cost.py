@@ -79,11 +79,12 @@ def with_devices(setup: TrainSetup, devices: int, tensor_parallel: int = 1) -> T
     return TrainSetup(**fields)
 
 
-def layouts(max_devices, node_size: Optional[int], tensor_parallel_sizes=(1,)) -> list[tuple[int, int]]:
-    """(devices, tensor_parallel) pairs to search: each device count with each allowed tensor-parallel size
-    that divides it and fits in a node (a tensor-parallel group across nodes is not searched)."""
+def layouts(max_devices, node_size: Optional[int], tensor_parallel_sizes=(1,), counts=None) -> list[tuple[int, int]]:
+    """(devices, tensor_parallel) pairs to search: each device count (`counts`, or those max_devices implies)
+    with each allowed tensor-parallel size that divides it and fits in a node (a tensor-parallel group across
+    nodes is not searched)."""
     pairs = []
-    for devices in device_counts(max_devices, node_size):
+    for devices in (device_counts(max_devices, node_size) if counts is None else counts):
         for t in tensor_parallel_sizes:
             if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 1:
                 raise ValueError(f"tensor_parallel_sizes must hold whole numbers >= 1, got {t!r}")
