@@ -45,7 +45,7 @@ class ShapeBatch:
     def __post_init__(self):
         for name, allowed in _choices().items():  # a typo would otherwise be priced as the default kind
             value = getattr(self, name)
-            if not _is_choice(value, allowed):
+            if not is_categorical_choice(value, allowed):
                 raise ValueError(f"ShapeBatch.{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
         for name in self.NUMERIC:
             object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=np.float64))
@@ -136,10 +136,6 @@ def categorical_choices() -> dict[str, tuple]:
 
 
 def is_categorical_choice(value, allowed: tuple) -> bool:
-    return _is_choice(value, allowed)
-
-
-def _is_choice(value, allowed: tuple) -> bool:
     """A flag for a bool field (numpy's too; not 1, though 1 == True), or one of the field's strings."""
     if isinstance(value, (bool, np.bool_)):
         return any(a is True for a in allowed)
