@@ -23,11 +23,10 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence
+from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -395,19 +394,21 @@ def profile_from_runs(table: RunsTable, method: str = "flops", base_profile=None
                       data: str = "training logs"):
     """A DeviceProfile whose `method` step-time model is fitted to the runs' logged step times.
 
-    The base profile (a name, path or DeviceProfile; default this machine's) supplies the device constants
-    the model scales: peaks, bandwidths, the matmul sweep. `method="flops"` fits one utilisation and needs
-    one timed run; "roofline" needs at least as many distinct runs as it has terms (10). The profile is
-    marked measured (its coefficients come from real steps) but is never taken for this machine's default.
+    The base profile (a DeviceProfile or a System, by object, name or path; default this machine's
+    profile) supplies the device constants the model scales: peaks, bandwidths, the matmul sweep; of a
+    System, its device's (the result is a DeviceProfile, without the network). `method="flops"` fits one
+    utilisation and needs one timed run; "roofline" needs at least as many distinct runs as it has terms
+    (10). The profile is marked measured (its coefficients come from real steps) but is never taken for this
+    machine's default.
     """
     from timelaw.devices.profile import DeviceProfile
-    from timelaw.devices.registry import resolve_profile
+    from timelaw.devices.system import resolve_device_or_system
     from timelaw.provenance import provenance
     from timelaw.timing import fit_time_model
 
     timed = table.step_times()
     measurements = list(timed.values())
-    base = resolve_profile(base_profile)
+    base = resolve_device_or_system(base_profile)[0]  # a System's device, else the profile
     model = fit_time_model(measurements, method=method, profile=base)
     errors = [abs(float(model.predict(c, s)) / t - 1) * 100 for c, s, t in measurements]
     return DeviceProfile.from_spec(

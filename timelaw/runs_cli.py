@@ -68,7 +68,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                     "utilisation; roofline needs at least 10 distinct runs)")
         _add(calibrate, "--base-profile", metavar="NAME|PATH",
                                help="with --from-logs: the device whose peaks and bandwidths the model "
-                                    "scales (default: this machine's profile)")
+                                    "scales, a profile or a system (its device) (default: this machine's "
+                                    "profile)")
         _add(calibrate, "--json", action="store_true", help="print the result as JSON")
         _log_arguments(calibrate)
         calibrate.set_defaults(func=_routed(calibrate.get_default("func"), _calibrate_from_logs, ("from_logs",)))

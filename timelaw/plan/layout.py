@@ -66,6 +66,15 @@ class Layout:
     def __str__(self) -> str:
         return self.text
 
+    def to_dict(self) -> dict:
+        """JSON-ready: the scalar fields, the config and setup (model_dump), the ranked table and the notes."""
+        return {"config": self.config.model_dump(), "setup": self.setup.model_dump(), "devices": self.devices,
+                "seconds_per_step": self.seconds_per_step, "tokens_per_step": self.tokens_per_step,
+                "tokens_per_second": self.tokens_per_second, "mfu": self.mfu, "memory_bytes": self.memory_bytes,
+                "device_memory_bytes": self.device_memory_bytes, "profile": self.profile,
+                "n_layouts": self.n_layouts, "n_feasible": self.n_feasible, "table": [dict(r) for r in self.table],
+                "notes": list(self.notes)}
+
 
 def _powers_of_two_dividing(n: int) -> list[int]:
     return [k for k in (2 ** i for i in range(int(np.log2(n)) + 1)) if n % k == 0]
