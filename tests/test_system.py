@@ -138,19 +138,32 @@ def test_groups_are_placed_tensor_innermost_then_data_then_pipeline():
 
 def test_a_1_gib_all_reduce_over_16_gpus_on_2_nodes_by_hand():
     system = dgx_a100()
-    # inside each node, reduce-scatter + all-gather over 8 GPUs: 2 x 7/8 x 1 GiB / 240 GB/s + 2 x 7 x 10 us
-    #   = 1879048192 / 240e9 + 140e-6 = 7.829367e-3 + 0.140e-3 = 7.969367e-3 s
-    # across the 2 nodes, an all-reduce of 1 GiB / 8 = 128 MiB per GPU: 2 x 1/2 x 134217728 / 22.5e9 + 2 x 10 us
-    #   = 5.965232e-3 + 0.020e-3 = 5.985232e-3 s
-    # pipelined through the tiers: the slower one, 7.969367e-3 s
-    assert float(all_reduce_seconds(GIB, 8, 2, system)) == pytest.approx(7.969367e-3, rel=1e-6)
-    # on 4 nodes (32 GPUs) the network tier is the slower: 2 x 3/4 x 134217728 / 22.5e9 + 6 x 10 us = 9.007849e-3
-    assert float(all_reduce_seconds(GIB, 8, 4, system)) == pytest.approx(9.007849e-3, rel=1e-6)
-    # in one node: a ring over 8 at 240 GB/s, 7.969367e-3 s again (the same intra-node work)
+    # NCCL's ring through 16 ranks: the node's 8 network links (8 x 22.5 GB/s = 180 GB/s, below NVLink's
+    # 240) carry 2 x 15/16 of 1 GiB; 2 of the 30 steps cross the network, 28 stay inside, 10 us each:
+    #   2013265920 / 180e9 + 30 x 10 us = 11.184811e-3 + 0.300e-3 = 11.484811e-3 s
+    # the tree: 2 x 1 GiB / 180e9 + 2 x (7 + 1) x 10 us = 11.930465e-3 + 0.160e-3 = 12.090465e-3 s: the ring wins
+    assert float(all_reduce_seconds(GIB, 8, 2, system)) == pytest.approx(11.484811e-3, rel=1e-6)
+    # on 4 nodes (32 ranks) the ring's 62 steps (0.62 ms) make the tree faster:
+    #   ring 2 x 31/32 x 1 GiB / 180e9 + 0.62e-3 = 12.177638e-3; tree 11.930465e-3 + 2 x (7 + 2) x 10 us = 12.110465e-3
+    assert float(all_reduce_seconds(GIB, 8, 4, system)) == pytest.approx(12.110465e-3, rel=1e-6)
+    # in one node: a ring over 8 at 240 GB/s, 2 x 7/8 x 1 GiB / 240e9 + 14 x 10 us = 7.969367e-3 s
     assert float(all_reduce_seconds(GIB, 8, 1, system)) == pytest.approx(7.969367e-3, rel=1e-6)
-    # the effective bandwidth falls with the node count: 1 GiB over 2 .. 64 nodes takes longer each time
+    # the bus bandwidth is bounded by the node's network (180 GB/s) and the time grows with the node count
     times = [float(all_reduce_seconds(GIB, 8, n, system)) for n in (2, 4, 8, 16, 32, 64)]
-    assert times == sorted(times) and times[-1] < 2 * 2 ** 27 / HDR + 2 * 63 * 10e-6 + 1e-12
+    assert times == sorted(times)
+    assert all(2 * (8 * n - 1) / (8 * n) * GIB / t < 180e9 for n, t in zip((2, 4, 8, 16, 32, 64), times))
+
+
+def test_two_nodes_of_an_nvlink_sharp_system_reduce_inside_the_node_first():
+    system = dgx_a100().model_copy(update={"inter_node_algorithm": "hierarchical"})
+    # reduce-scatter + all-gather inside each node, 7.969367e-3 s, pipelined with the all-reduce of 1 GiB / 8
+    # between the 2 nodes on each GPU's own link, 2 x 1/2 x 134217728 / 22.5e9 + 2 x 10 us = 5.985232e-3 s:
+    # the slower tier, 7.969367e-3 s, a bus bandwidth of 252.6 GB/s, above the 180 GB/s of the network
+    assert float(all_reduce_seconds(GIB, 8, 2, system)) == pytest.approx(7.969367e-3, rel=1e-6)
+    # on 4 nodes no algorithm beats the node's network: the same price as the plain ring system
+    assert float(all_reduce_seconds(GIB, 8, 4, system)) == float(all_reduce_seconds(GIB, 8, 4, dgx_a100()))
+    assert timelaw.load_system("dgx-h100-80gb").inter_node_algorithm == "hierarchical"
+    assert timelaw.load_system("dgx-a100-80gb").inter_node_algorithm == "ring"
 
 
 def test_the_data_parallel_all_reduce_of_a_step_is_priced_over_both_tiers():
@@ -158,9 +171,10 @@ def test_the_data_parallel_all_reduce_of_a_step_is_priced_over_both_tiers():
     op = op_named(timelaw.ledger(CFG, setup), "grads.dp_all_reduce")
     message = float(op.message_bytes)  # 4 bytes per parameter
     assert message == 4 * timelaw.count_params(CFG).total
-    intra = 2 * 7 / 8 * message / NVLINK_A100 + 14 * 10e-6
-    inter = 2 * 1 / 2 * (message / 8) / HDR + 2 * 10e-6
-    assert float(collective_seconds(op, dgx_a100(), setup)) == pytest.approx(max(intra, inter), rel=1e-12)
+    node_network = min(8 * HDR, NVLINK_A100)
+    ring = 2 * 15 / 16 * message / node_network + 30 * 10e-6
+    tree = 2 * message / node_network + 2 * (7 + 1) * 10e-6
+    assert float(collective_seconds(op, dgx_a100(), setup)) == pytest.approx(min(ring, tree), rel=1e-12)
     # the bare profile keeps pricing it as one node: a ring over all 16 on its 300 GB/s link
     bare = load_profile("a100-sxm-80gb")
     times = {o.name: s for o, s, _ in RooflineEstimator(bare, bare.coefficients["roofline"]).op_times(CFG, setup)}
@@ -170,19 +184,21 @@ def test_the_data_parallel_all_reduce_of_a_step_is_priced_over_both_tiers():
 def test_a_tensor_parallel_group_larger_than_a_node_is_priced_over_the_network():
     cfg = TransformerConfig(d_model=4096, n_layers=2, n_heads=64, seq_len=512)
     message = 8 * 512 * 4096 * 2  # micro batch x seq x d_model x 2 bytes (bf16) = 32 MiB
-    intra = 2 * 7 / 8 * message / NVLINK_A100 + 14 * 10e-6  # 244.7 us + 140 us = 384.7 us
+    intra = 2 * 7 / 8 * message / NVLINK_A100 + 14 * 10e-6  # 244.7 us + 140 us = 384.7 us inside one node
     assert intra == pytest.approx(384.70e-6, rel=1e-4)
-    # tp = 16 on 2 nodes: the network all-reduce of M / 8 (186.4 us + 20 us) is faster than the node's part
+    # tp = 16 on 2 nodes: ring 2 x 15/16 x M / 180e9 + 30 x 10 us = 649.5 us; tree 2 M / 180e9 + 2 x 8 x 10 us
+    # = 372.8 + 160 = 532.8 us: the tree, slower than inside one node
     setup = TrainSetup(micro_batch_size=8, tensor_parallel=16)
     op = op_named(timelaw.ledger(cfg, setup), "attn.tp_all_reduce")
     assert float(op.message_bytes) == message
-    assert float(collective_seconds(op, dgx_a100(), setup)) == pytest.approx(intra, rel=1e-12)
-    # tp = 64 on 8 nodes: a ring over 8 nodes of M / 8, 2 x 7/8 x 4194304 / 22.5e9 + 14 x 10 us = 466.2 us
+    seconds = float(collective_seconds(op, dgx_a100(), setup))
+    assert seconds == pytest.approx(2 * message / (8 * HDR) + 16 * 10e-6, rel=1e-12)
+    assert seconds == pytest.approx(532.83e-6, rel=1e-4) and seconds > intra
+    # tp = 64 on 8 nodes: the ring's 126 steps cost 1.26 ms; the tree 372.8 us + 2 x (7 + 3) x 10 us = 572.8 us
     setup = TrainSetup(micro_batch_size=8, tensor_parallel=64)
     op = op_named(timelaw.ledger(cfg, setup), "attn.tp_all_reduce")
     seconds = float(collective_seconds(op, dgx_a100(), setup))
-    assert seconds == pytest.approx(2 * 7 / 8 * (message / 8) / HDR + 14 * 10e-6, rel=1e-12)
-    assert seconds == pytest.approx(466.22e-6, rel=1e-4)
+    assert seconds == pytest.approx(572.83e-6, rel=1e-4)
     assert timelaw.predict_step_time(cfg, setup, "dgx-a100-80gb") > 0
 
 
@@ -202,9 +218,11 @@ def test_measured_tables_replace_the_ring_where_they_apply():
     system = dgx_a100(intra_node_allreduce=intra, inter_node_allreduce=whole)
     assert float(all_reduce_seconds(4194304, 8, 1, system)) == pytest.approx(94.0e-6, rel=1e-12)
     assert float(all_reduce_seconds(4194304, 8, 2, system)) == pytest.approx(296e-6, rel=1e-12)  # whole nodes
-    # 4 per node on 2 nodes: no table measured that; intra ring over 4 vs network ring over 2 of M / 4
+    # 4 per node on 2 nodes: no table measured that; NCCL's ring or tree over the 4 links (90 GB/s) per node
     m = 4194304
-    expected = max(2 * 3 / 4 * m / NVLINK_A100 + 6 * 10e-6, (m / 4) / HDR + 2 * 10e-6)
+    ring = 2 * 7 / 8 * m / (4 * HDR) + 14 * 10e-6
+    tree = 2 * m / (4 * HDR) + 2 * (3 + 1) * 10e-6
+    expected = min(ring, tree)
     assert float(all_reduce_seconds(m, 4, 2, system)) == pytest.approx(expected, rel=1e-12)
 
 

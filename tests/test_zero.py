@@ -77,8 +77,8 @@ def test_on_two_nodes_each_tier_is_halved():
     layout = setup(3, dp=16)
     gather = next(op for op in timelaw.ledger(CFG, layout).ops if op.name == "params.dp_all_gather")
     m = 4 * P
-    # half of max(8-GPU ring at 240 GB/s, 2-node ring of M / 8 at 22.5 GB/s)
-    expected = 0.5 * max(2 * 7 / 8 * m / 240e9 + 14 * 10e-6, (m / 8) / 22.5e9 + 2 * 10e-6)
+    # half of NCCL's ring through the 16 ranks, bounded by each node's 8 x 22.5 GB/s of network, 30 steps
+    expected = 0.5 * (2 * 15 / 16 * m / (8 * 22.5e9) + 30 * 10e-6)
     assert float(tiered_seconds(gather, system, layout)) == pytest.approx(expected, rel=1e-12)
 
 

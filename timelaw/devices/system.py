@@ -10,6 +10,11 @@ A System holds:
 - optionally `intra_node_allreduce` (measured inside one node, keyed by ranks) and `inter_node_allreduce`
   (measured across whole nodes, every device of each node taking part, keyed by total ranks): what
   nccl-tests' all_reduce_perf prints, read with AllReduceTable.from_nccl_tests;
+- `inter_node_algorithm`: how NCCL crosses the network for large all-reduces: "ring" (every rank in one
+  ring, so the node's network links carry 2 (n - 1) / n of the message: bus bandwidth bounded by the
+  node's network bandwidth, what NCCL runs on most clusters and always on 3+ nodes of a plain fabric), or
+  "hierarchical" (reduce inside the node first, then across nodes: NCCL's NVLS tree on NVSwitch systems
+  with NVLink SHARP, H100 and later, which beats the ring by up to 2x on two nodes);
 - optionally `nodes`, the cluster's size: a layout that does not use exactly nodes x devices_per_node
   devices is then refused.
 
@@ -71,6 +76,9 @@ class System(BaseModel):
     device: DeviceProfile = Field(description="each device's profile (a profile name in a JSON file)")
     devices_per_node: int = Field(gt=0)
     nodes: Optional[int] = Field(default=None, gt=0, description="the cluster's size; None: as many as needed")
+    inter_node_algorithm: Literal["ring", "hierarchical"] = Field(
+        default="ring", description="how an all-reduce crosses nodes: one ring of all ranks (NCCL's ring), or "
+                                    "reduce inside each node first (NCCL's NVLS tree on NVLink SHARP systems)")
     intra_node: Link
     inter_node: Link
     intra_node_allreduce: Optional[AllReduceTable] = Field(

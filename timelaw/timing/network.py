@@ -11,14 +11,31 @@ All-reduce of M bytes over a group with k members on each of N nodes:
 
 - N = 1: on the intra-node link: the measured intra-node table at k ranks if there is one (else the
   device's own table), else a ring, 2 (k - 1) / k x M / (bandwidth x efficiency) + 2 (k - 1) x latency;
-- N > 1, hierarchically: a reduce-scatter inside each node leaves each member with M / k, an all-reduce of
-  that across the N nodes (each member over its own network link, in parallel), then an all-gather inside
+- N > 1, as NCCL's ring (the default, `System.inter_node_algorithm = "ring"`): one ring through all
+  n = k N ranks, cut into as many channels as the node has network links, so each node's links together
+  carry 2 (n - 1) / n of the message: 2 (n - 1) / n x M / min(k x inter-node bandwidth, intra-node
+  bandwidth) (each x its efficiency). Of the ring's 2 (n - 1) steps, 2 (N - 1) cross the network and pay
+  its latency, the rest the intra-node latency (NCCL's own tuning model counts them so). The bus bandwidth
+  is then bounded by the node's network bandwidth, which is what nccl-tests measure on 3+ nodes;
+- or NCCL's double binary tree: the node's links carry the message twice (up, reduced, and down,
+  broadcast), 2 M / that bandwidth, with a latency of 2 ((k - 1) intra-node + log2 N network) steps: the
+  ring's bandwidth, nearly, without its latency linear in the ranks. NCCL runs whichever its tuning model
+  says is faster; so does this (the minimum), so small messages on many nodes take the tree;
+- N = 2 with `inter_node_algorithm = "hierarchical"` (NCCL's NVLS tree on NVLink SHARP
+  systems): a reduce-scatter inside each node leaves each member with M / k, an all-reduce of that
+  between the two nodes (each member over its own network link, in parallel), then an all-gather inside
   the node. The reduce-scatter and all-gather together cost one intra-node all-reduce of M (priced as
-  above); the inter-node all-reduce is a ring over N of M / k bytes on the inter-node link (or the measured
-  inter-node table, for groups of whole nodes). NCCL cuts the message into chunks and pipelines them
-  through the tiers, so the collective takes as long as its slowest tier: max(intra, inter), not the sum.
-  The ring's 2 (N - 1) / N factor and its 2 (N - 1) latencies make the effective bandwidth fall as the node
-  count grows.
+  above); NCCL pipelines chunks through the tiers, so the collective takes as long as its slower tier,
+  max(intra, inter). This beats the ring by up to 2x on two nodes only: on 3+ nodes NCCL's maintainers
+  report no algorithm above the node's network bandwidth, so those are priced as the ring;
+- a measured inter-node table (groups of whole nodes) replaces all of these.
+
+Sources: NCCL's tuning model (NVIDIA/nccl, src/graph/tuning.cc: ring steps 2 (n - 1), of them 2 (N - 1)
+over the network; tree latency in log2 N); maintainers in NVIDIA/nccl #508, #1031 and NVIDIA/nccl-tests
+#169 (two-node results can exceed the network card; 3+ nodes do not).
+
+Contention in the fabric (bus bandwidth falling with the node count on some RoCE clusters) is not
+modelled: measure the table on such a cluster.
 
 Point-to-point sends between pipeline stages: bytes / (bandwidth x efficiency) + latency on the inter-node
 link when any pair of consecutive stages sits on different nodes (1F1B keeps the stages in lock step, so
@@ -26,6 +43,7 @@ the slowest boundary sets the pace), else on the intra-node link.
 """
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -39,7 +57,8 @@ from timelaw.ledger import Op
 from timelaw.timing.parallel import HALF_ALL_REDUCE
 
 __all__ = ["check_layout", "group_spread", "pipeline_crosses_nodes", "collective_seconds", "all_reduce_seconds",
-           "intra_node_all_reduce_seconds", "ring_all_reduce_seconds", "p2p_seconds"]
+           "intra_node_all_reduce_seconds", "ring_all_reduce_seconds",
+           "cross_node_ring_seconds", "p2p_seconds"]
 
 
 def check_layout(setup: TrainSetup, system: System | None) -> None:
@@ -94,17 +113,51 @@ def intra_node_all_reduce_seconds(message_bytes, group_size: int, system: System
     return ring_all_reduce_seconds(message_bytes, group_size, system.intra_node)
 
 
-def all_reduce_seconds(message_bytes, per_node: int, nodes: int, system: System) -> np.ndarray:
-    """An all-reduce of a group with `per_node` members on each of `nodes` nodes (see the module doc)."""
+def all_reduce_seconds(message_bytes, per_node: int, nodes: int, system: System,
+                       ring_only: bool = False) -> np.ndarray:
+    """An all-reduce of a group with `per_node` members on each of `nodes` nodes (see the module doc).
+    ring_only: price the ring alone across nodes (NCCL's reduce-scatter and all-gather have no tree)."""
     if nodes <= 1:
         return intra_node_all_reduce_seconds(message_bytes, per_node, system)
     table, ranks = system.inter_node_allreduce, per_node * nodes
     if table is not None and per_node == system.devices_per_node and ranks in table.by_group_size:
         return table.seconds(ranks, message_bytes)
-    intra = intra_node_all_reduce_seconds(message_bytes, per_node, system)  # reduce-scatter + all-gather
-    inter = ring_all_reduce_seconds(np.asarray(message_bytes, dtype=np.float64) / per_node, nodes,
-                                    system.inter_node)
-    return np.maximum(intra, inter)
+    choices = [cross_node_ring_seconds(message_bytes, per_node, nodes, system)]
+    if ring_only:
+        return choices[0]
+    choices.append(cross_node_tree_seconds(message_bytes, per_node, nodes, system))
+    if nodes == 2 and system.inter_node_algorithm == "hierarchical":
+        intra = intra_node_all_reduce_seconds(message_bytes, per_node, system)  # reduce-scatter + all-gather
+        inter = ring_all_reduce_seconds(np.asarray(message_bytes, dtype=np.float64) / per_node, nodes,
+                                        system.inter_node)
+        choices.append(np.maximum(intra, inter))
+    return np.minimum.reduce(choices)  # NCCL runs the algorithm its model says is fastest
+
+
+def _node_bandwidth(per_node: int, system: System) -> float:
+    """Bytes/s a node's members move across the network at once (one link each), or the intra-node link
+    if that is slower."""
+    return min(per_node * system.inter_node.effective_bandwidth, system.intra_node.effective_bandwidth)
+
+
+def cross_node_ring_seconds(message_bytes, per_node: int, nodes: int, system: System) -> np.ndarray:
+    """NCCL's ring through `per_node` x `nodes` ranks: the node's network links (one per member) carry
+    2 (n - 1) / n of the message; 2 (nodes - 1) of its 2 (n - 1) steps cross the network."""
+    n, message = per_node * nodes, np.asarray(message_bytes, dtype=np.float64)
+    network_steps = 2 * (nodes - 1)
+    latency = (network_steps * system.inter_node.latency_seconds
+               + (2 * (n - 1) - network_steps) * system.intra_node.latency_seconds)
+    return 2 * (n - 1) / n * message / _node_bandwidth(per_node, system) + latency
+
+
+def cross_node_tree_seconds(message_bytes, per_node: int, nodes: int, system: System) -> np.ndarray:
+    """NCCL's double binary tree: each node's links carry the message twice (reduced up, broadcast down),
+    a little more than the ring, but its latency grows with log2(nodes), not with the ranks: the faster
+    for small messages on many nodes."""
+    message = np.asarray(message_bytes, dtype=np.float64)
+    latency = 2 * ((per_node - 1) * system.intra_node.latency_seconds
+                   + math.ceil(math.log2(nodes)) * system.inter_node.latency_seconds)
+    return 2 * message / _node_bandwidth(per_node, system) + latency
 
 
 def p2p_seconds(message_bytes, link: Link) -> np.ndarray:
@@ -135,7 +188,8 @@ def collective_seconds(op: Op, system: System, setup: TrainSetup) -> np.ndarray:
             raise ValueError(f"op {op.name} runs over {op.group_size} ranks, but the layout's "
                              f"{op.axis} group has {size}")
         per_node, nodes = group_spread(stride, size, n, per_node_max)
-        seconds = all_reduce_seconds(op.message_bytes, per_node, nodes, system)
-        # a reduce-scatter or an all-gather is either half of the all-reduce, tier by tier
-        return seconds if op.collective == "all_reduce" else 0.5 * seconds
+        if op.collective == "all_reduce":
+            return all_reduce_seconds(op.message_bytes, per_node, nodes, system)
+        # a reduce-scatter or an all-gather is either half of the ring all-reduce, tier by tier
+        return 0.5 * all_reduce_seconds(op.message_bytes, per_node, nodes, system, ring_only=True)
     raise ValueError(f"unknown collective {op.collective!r} in op {op.name}")
