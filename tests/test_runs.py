@@ -176,3 +176,17 @@ def test_from_your_own_runs_notebook_executes(tmp_path, monkeypatch):
     text = "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs)
     assert "120 points of 3 run(s)" in text and "chinchilla law" in text
     assert "predicted loss" in text and "my-a100-runs (measured" in text
+
+
+def test_profile_from_runs_takes_a_system_as_base():
+    from timelaw.runs import profile_from_runs
+
+    table = concat(read_trainer_state(RUNS / "hf" / name, setup=SETUP) for name in ("run-small", "run-large"))
+    system = timelaw.load_system("dgx-a100-80gb")
+    by_profile = profile_from_runs(table, base_profile="a100-sxm-80gb")
+    for base in (system, "dgx-a100-80gb", timelaw.list_systems()["dgx-a100-80gb"]):  # object, name, path
+        profile = profile_from_runs(table, base_profile=base)
+        assert isinstance(profile, timelaw.DeviceProfile) and profile.name == "a100-sxm-80gb-from-logs"
+        assert profile.provenance["base_profile"] == system.device.name
+        assert (profile.peak_flops, profile.memory_bytes) == (system.device.peak_flops, system.device.memory_bytes)
+        assert profile.coefficients == by_profile.coefficients  # the System's device: the same constants
