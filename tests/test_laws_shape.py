@@ -219,5 +219,21 @@ def test_fit_critical_batch_recovers_the_batch_scale_of_a_sweep():
     fitted = fit_critical_batch(law, runs)
     assert fitted.b_star_tokens == pytest.approx(5e7, rel=1e-3)
     assert law.critical_batch_ == CriticalBatch()  # the law itself is left as it was
+    # it knows the fewest steps of the sweep: 6e9 tokens / 2^20 tokens per step = 5722.0
+    assert fitted.min_steps == pytest.approx(6e9 / 2 ** 20, rel=1e-12)
     with pytest.raises(ValueError, match="batch_tokens"):
         fit_critical_batch(law, {k: v for k, v in runs.items() if k != "batch_tokens"})
+
+
+def test_a_run_shorter_than_the_batch_terms_runs_says_so():
+    # Kaplan's B_crit was measured on runs of 2.5e5 steps after a 3,000-step warmup
+    assert CriticalBatch().min_steps == 3000
+    assert CriticalBatch.from_dict({"b_star_tokens": 1e8, "alpha_b": 0.21, "source": "old file"}).min_steps is None
+    cfg = TransformerConfig(d_model=1024, n_layers=16, n_heads=16)
+    setup = TrainSetup(micro_batch_size=8, global_batch_size=64)
+    short = predict_loss(cfg, minutes=10, profile="h100-sxm", setup=setup)
+    long = predict_loss(cfg, hours=10, profile="h100-sxm", setup=setup)
+    assert short.steps < 3000 < long.steps
+    said = [n for n in short.notes if "below the 3,000 of the runs the batch term was measured on" in n]
+    assert said and said[0].startswith(f"{short.steps:,} optimizer steps")
+    assert not any("batch term was measured on" in n for n in long.notes)

@@ -19,6 +19,7 @@ for batches far above B_crit.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -26,21 +27,28 @@ KAPLAN_B_STAR_TOKENS = 2.0e8
 KAPLAN_ALPHA_B = 0.21
 KAPLAN_CITATION = ("Kaplan et al. 2020, arXiv:2001.08361, eq. 5.3 (B_crit(L) = B_* / L^(1/alpha_B), "
                    "B_* = 2e8 tokens, alpha_B = 0.21), in McCandlish et al. 2018's E = E_min (1 + B / B_crit)")
+# Kaplan et al. 2020 (section 2.2) trained 2.5e5 steps after a 3,000-step linear warmup: a run shorter than
+# that warmup is mostly warmup, a regime the measured B_crit(L) did not see.
+KAPLAN_MIN_STEPS = 3000.0
 
 
 @dataclass(frozen=True)
 class CriticalBatch:
-    """B_crit(L) = b_star_tokens / L^(1 / alpha_b), in tokens per optimizer step."""
+    """B_crit(L) = b_star_tokens / L^(1 / alpha_b), in tokens per optimizer step. min_steps: the fewest
+    optimizer steps of the runs it was measured on (None: not known); a plan with fewer gets a note."""
 
     b_star_tokens: float = KAPLAN_B_STAR_TOKENS
     alpha_b: float = KAPLAN_ALPHA_B
     source: str = KAPLAN_CITATION
+    min_steps: Optional[float] = KAPLAN_MIN_STEPS
 
     def __post_init__(self):
         for name in ("b_star_tokens", "alpha_b"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
                 raise ValueError(f"CriticalBatch.{name} must be a finite number > 0, got {value!r}")
+        if self.min_steps is not None and not (isinstance(self.min_steps, (int, float)) and self.min_steps > 0):
+            raise ValueError(f"CriticalBatch.min_steps must be a number > 0 or None, got {self.min_steps!r}")
 
     def tokens(self, loss) -> np.ndarray:
         """The critical batch in tokens at `loss` (nats per token)."""
@@ -56,7 +64,7 @@ class CriticalBatch:
 
     @classmethod
     def from_dict(cls, record) -> "CriticalBatch":
-        return cls(**record)
+        return cls(**{"min_steps": None, **record})  # a file from before min_steps: not known
 
 
 def fit_critical_batch(law, runs, *, alpha_b: float = KAPLAN_ALPHA_B, delta: float = 1e-3) -> CriticalBatch:
@@ -94,4 +102,5 @@ def fit_critical_batch(law, runs, *, alpha_b: float = KAPLAN_ALPHA_B, delta: flo
     finally:
         law.critical_batch_ = original
     return CriticalBatch(float(np.exp(result.x)), alpha_b,
-                         source=f"fitted to {table.source} (B_* only; alpha_B = {alpha_b:g} as in Kaplan et al. 2020)")
+                         source=f"fitted to {table.source} (B_* only; alpha_B = {alpha_b:g} as in Kaplan et al. 2020)",
+                         min_steps=float(np.min(table.tokens / table.batch_tokens)))

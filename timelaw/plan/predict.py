@@ -141,8 +141,9 @@ def check_memory(ev: Evaluated, device, cfg: TransformerConfig) -> None:
         )
 
 
-def law_notes(law_choice: LawChoice, excursions, inputs: dict, loss: float) -> list:
-    """What a reader should know about the law at this point: extrapolation, the batch term, the bounds."""
+def law_notes(law_choice: LawChoice, excursions, inputs: dict, loss: float, steps: float | None = None) -> list:
+    """What a reader should know about the law at this point: extrapolation, the batch term (and whether
+    `steps` optimizer steps lie below the runs it was measured on), the bounds."""
     law, notes = law_choice.law, [f"outside the law's fitted range: {e.text}" for e in excursions]
     if getattr(law, "range_", None) is None:
         notes.append(f"{law_choice.name} does not record the range it was fitted on, so extrapolation is not checked")
@@ -158,6 +159,10 @@ def law_notes(law_choice: LawChoice, excursions, inputs: dict, loss: float) -> l
             notes.append(f"the batch ({float(inputs['batch_tokens']):,.0f} tokens) is {ratio:.2g} x the critical batch "
                          f"at this loss ({float(critical.tokens(loss)):,.0f} tokens): each token counts "
                          f"{1 / (1 + ratio):.0%} of a small-batch token")
+        if steps is not None and critical.min_steps is not None and steps < critical.min_steps:
+            notes.append(f"{steps:,.0f} optimizer steps is below the {critical.min_steps:,.0f} of the runs the batch "
+                         f"term was measured on ({critical.source.split(' (')[0]}): so short a run is mostly warmup, and its "
+                         "batch discount is an extrapolation")
     if loss >= 0.9 * math.log(float(inputs["vocab_size"])):
         notes.append(f"the loss is near ln(vocab) = {math.log(float(inputs['vocab_size'])):.2f}, a uniform guess: "
                      "the model has barely started training")
@@ -228,7 +233,8 @@ def prediction_for(ev: Evaluated, budget: float, estimator, law_choice: LawChoic
         profile=device.label, spec_sheet=not device.calibrated, law=law_choice.name,
         default_law=law_choice.is_default, method=method,
         unique_tokens=None if unique_tokens is None else float(unique_tokens),
-        notes=_notes(device, law_choice, unique_tokens, epochs) + tuple(law_notes(law_choice, excursions, inputs, loss))
+        notes=_notes(device, law_choice, unique_tokens, epochs)
+        + tuple(law_notes(law_choice, excursions, inputs, loss, steps))
         + tuple(communication_note(breakdown)),
         devices=setup.n_devices,
     )
