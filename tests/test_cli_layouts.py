@@ -131,11 +131,38 @@ def test_a_validation_error_of_the_new_fields_is_told_in_flags():
 
 # --- optimize and plan: devices, tensor-parallel groups, money --------------------------------------------------
 
+def test_optimize_and_plan_pass_the_device_flags_to_the_library(capsys, monkeypatch):
+    import timelaw.plan
+
+    calls = {}
+
+    def spy(name):
+        def record(*args, **kwargs):
+            calls[name] = (args, kwargs)
+            raise ValueError("stop here")
+        return record
+
+    monkeypatch.setattr(timelaw.plan, "optimize", spy("optimize"))
+    monkeypatch.setattr(timelaw.plan, "cheapest", spy("cheapest"))
+    run_error(capsys, "optimize", "--dollars", "50", "--price", "3", "--watts", "400", "--max-devices", "16",
+              "--tensor-parallel-sizes", "1", "2", "4", "--system", "dgx-a100-80gb", *SMALL)
+    _, kwargs = calls["optimize"]
+    assert (kwargs["dollars"], kwargs["dollars_per_device_hour"], kwargs["watts_per_device"], kwargs["max_devices"],
+            kwargs["tensor_parallel_sizes"]) == (50.0, 3.0, 400.0, 16, (1, 2, 4))
+    assert isinstance(kwargs["profile"], timelaw.System) and kwargs["profile"].name == "dgx-a100-80gb"
+    assert not {"hours", "minutes", "seconds"} & set(kwargs)
+    run_error(capsys, "plan", "--target-loss", "3", "--deadline", "90m", "--tensor-parallel-sizes", "8",
+              "--system", "dgx-h100-80gb", *SMALL)
+    args, kwargs = calls["cheapest"]
+    assert args == (3.0, 1.5) and kwargs["tensor_parallel_sizes"] == (8,) and kwargs["max_devices"] == 8
+    assert kwargs["profile"].name == "dgx-h100-80gb"
+
+
 def test_optimize_searches_devices_and_tensor_parallel_groups(capsys):
     result = run_json(capsys, "optimize", "--hours", "1", "--system", "dgx-a100-80gb", "--max-devices", "2",
                       "--tensor-parallel-sizes", "2", "--price", "3", "--watts", "400", *SMALL)
     best = result["best"]
-    assert best["devices"] == 2 and best["setup"]["tensor_parallel"] == 2
+    assert best["devices"] == 2 == TrainSetup(**best["setup"]).n_devices  # 1 device has no group of 2
     assert math.isclose(best["dollars"], 2 * best["hours"] * 3, rel_tol=1e-12)
     assert math.isclose(best["energy_kwh"], 2 * best["hours"] * 0.4, rel_tol=1e-12)
 
@@ -162,10 +189,11 @@ def test_optimize_needs_exactly_one_budget_and_a_price_for_dollars(capsys):
 def test_plan_takes_tensor_parallel_sizes(capsys):
     result = run_json(capsys, "plan", "--target-loss", "3.6", "--deadline", "2h", "--max-devices", "2",
                       "--tensor-parallel-sizes", "2", "--system", "dgx-a100-80gb", *SMALL)
-    assert result["devices"] == 2 and result["setup"]["tensor_parallel"] == 2
-    err = run_error(capsys, "plan", "--target-loss", "3.6", "--deadline", "2h", "--max-devices", "2",
-                    "--tensor-parallel-sizes", "0", *SMALL)
-    assert "--tensor-parallel-sizes" in err
+    assert result["devices"] == 2 == TrainSetup(**result["setup"]).n_devices  # 1 device has no group of 2
+    for sizes in (["0"], ["16"]):  # not a size; no count up to --max-devices 8 has a group of 16 in a node
+        err = run_error(capsys, "plan", "--target-loss", "3.6", "--deadline", "2h", "--tensor-parallel-sizes",
+                        *sizes, "--system", "dgx-a100-80gb", *SMALL)
+        assert "--tensor-parallel-sizes" in err and "tensor_parallel_sizes" not in err
 
 
 # --- timelaw layout ------------------------------------------------------------------------------------------
@@ -178,12 +206,12 @@ def test_layout_json_is_the_fastest_layout_that_fits(capsys):
     result = run_json(capsys, *LAYOUT, "--top", "100000")
     setup = TrainSetup(**result["setup"])
     assert result["devices"] == 16 == setup.n_devices and setup.global_batch_size == 16
-    assert setup.tensor_parallel <= 8  # a tensor-parallel group across the nodes of 8 is priced, and loses
+    assert setup.tensor_parallel <= 8  # a tensor-parallel group never spans the nodes of 8
     table = result["table"]
     assert len(table) == result["n_feasible"] and table[0]["seconds_per_step"] == result["seconds_per_step"]
     assert all(r["seconds_per_step"] >= result["seconds_per_step"] for r in table)
     across_nodes = [r["seconds_per_step"] for r in table if r["tensor_parallel"] > 8]
-    assert across_nodes and min(across_nodes) > result["seconds_per_step"]
+    assert all(s > result["seconds_per_step"] for s in across_nodes)  # if tried at all, they lose
     assert result["memory_bytes"] <= result["device_memory_bytes"]
     assert result["config"]["d_model"] == 4096 and result["profile"] == "dgx-a100-80gb"
     assert result["notes"] == ["profile 'dgx-a100-80gb' is a spec sheet, not measured"]
