@@ -44,7 +44,7 @@ def test_more_devices_never_hurt_and_costs_add_up():
         best = optimize(hours=2, profile=H100, space=SMALL, max_devices=most, dollars_per_device_hour=PRICE,
                         watts_per_device=700).best
         losses.append(best.loss)
-        assert best.devices <= most and best.setup.data_parallel == best.devices
+        assert best.devices <= most and best.setup.n_devices == best.devices
         assert best.dollars == pytest.approx(best.devices * 2 * PRICE, rel=1e-12)
         assert best.energy_kwh == pytest.approx(best.devices * 2 * 0.7, rel=1e-12)
     assert losses[0] >= losses[1] >= losses[2]
@@ -113,5 +113,26 @@ def test_tensor_parallel_sizes_let_models_too_big_for_one_device_in():
                       micro_batch_sizes=(1,), min_params=2e10, min_steps=1)
     with pytest.raises(ValueError, match="no candidate"):
         optimize(hours=24, profile="dgx-h100-80gb", space=big, max_devices=8)
+    searched = optimize(hours=24, profile="dgx-h100-80gb", space=big, max_devices=8, tensor_parallel_sizes=(1, 8),
+                        refine_layout=False).best
+    assert searched.setup.tensor_parallel == 8 and searched.devices == 8 and searched.n_params > 2e10
+    # refined by best_layout: the same model on the 8 devices, split some faster way (never across nodes),
+    # so more steps in the 24 h and a lower loss
     best = optimize(hours=24, profile="dgx-h100-80gb", space=big, max_devices=8, tensor_parallel_sizes=(1, 8)).best
-    assert best.setup.tensor_parallel == 8 and best.devices == 8 and best.n_params > 2e10
+    s = best.setup
+    assert best.config == searched.config and best.devices == 8 and s.n_devices == 8
+    assert s.tensor_parallel * s.pipeline_parallel > 1 and s.tensor_parallel <= 8
+    assert best.seconds_per_step < searched.seconds_per_step and best.loss < searched.loss
+    assert any(n.startswith("layout refined by best_layout") for n in best.notes)
+
+
+def test_pipeline_parallel_sizes_are_searched_and_split_the_layers():
+    space = SearchSpace(d_model_min=1024, d_model_max=1024, n_layers=(6, 8), tokens_per_step=(2 ** 17,),
+                        micro_batch_sizes=(4,), min_steps=1)
+    best = optimize(hours=1, profile="dgx-h100-80gb", space=space, max_devices=8, pipeline_parallel_sizes=(4,),
+                    refine_layout=False).best
+    # only depths that split over 4 stages are candidates; every count is a multiple of 4
+    assert best.setup.pipeline_parallel == 4 and best.config.n_layers == 8
+    assert best.setup.n_devices == best.devices and best.devices in (4, 8)
+    with pytest.raises(ValueError, match="pipeline_parallel_sizes"):
+        optimize(hours=1, profile="dgx-h100-80gb", space=space, max_devices=8, pipeline_parallel_sizes=(0,))

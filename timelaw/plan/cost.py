@@ -5,8 +5,9 @@ priced by the step-time model with its collectives on the profile's interconnect
 count are searched and the best kept. Money: dollars = devices x hours x dollars_per_device_hour (an idle
 device counts as paid), energy = devices x hours x watts_per_device. Counts are the powers of two up to
 max_devices (and max_devices itself); on a System, powers of two inside one node and then whole nodes (1, 2,
-4, ... nodes, and the most that max_devices allows), each priced on the links it crosses. Tensor and pipeline
-layouts are not searched here yet: every device is a data-parallel copy.
+4, ... nodes, and the most that max_devices allows), each priced on the links it crosses. Each count is searched on the tensor and
+pipeline sizes asked for (default: every device a data-parallel copy); the best candidate of each count then
+gets the fastest layout best_layout finds for it (timelaw.plan.refine).
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ import numpy as np
 from timelaw.config import TrainSetup
 from timelaw.plan.evaluate import law_inputs, loss_for_tokens
 
-__all__ = ["Prices", "device_counts", "devices_per_node", "with_devices", "layouts", "costed", "steps_to_reach", "positive_number"]
+__all__ = ["Prices", "device_counts", "devices_per_node", "with_devices", "layouts", "costed", "loss_at_steps", "steps_to_reach",
+           "positive_number"]
 
 
 def positive_number(value, name: str) -> float:
@@ -69,28 +71,37 @@ def devices_per_node(estimator) -> Optional[int]:
     return None if system is None else int(system.devices_per_node)
 
 
-def with_devices(setup: TrainSetup, devices: int, tensor_parallel: int = 1) -> TrainSetup:
-    """`setup` over `devices` devices: tensor-parallel groups of `tensor_parallel`, the rest data-parallel
-    copies (its global batch is chosen by the search)."""
-    if devices == 1 and tensor_parallel == 1:
+def with_devices(setup: TrainSetup, devices: int, tensor_parallel: int = 1, pipeline_parallel: int = 1) -> TrainSetup:
+    """`setup` over `devices` devices: tensor-parallel groups of `tensor_parallel`, `pipeline_parallel`
+    stages, the rest data-parallel copies (its global batch is chosen by the search)."""
+    if devices == 1 and tensor_parallel == 1 and pipeline_parallel == 1:
         return setup
-    fields = {**setup.model_dump(), "data_parallel": setup.data_parallel * devices // tensor_parallel,
-              "tensor_parallel": tensor_parallel, "global_batch_size": None}
+    fields = {**setup.model_dump(), "data_parallel": setup.data_parallel * devices // (tensor_parallel * pipeline_parallel),
+              "tensor_parallel": tensor_parallel, "pipeline_parallel": pipeline_parallel, "global_batch_size": None}
     return TrainSetup(**fields)
 
 
-def layouts(max_devices, node_size: Optional[int], tensor_parallel_sizes=(1,), counts=None) -> list[tuple[int, int]]:
-    """(devices, tensor_parallel) pairs to search: each device count (`counts`, or those max_devices implies)
-    with each allowed tensor-parallel size that divides it and fits in a node (a tensor-parallel group across
-    nodes is not searched)."""
-    pairs = []
+def _whole_numbers(sizes, name: str) -> list[int]:
+    for t in sizes:
+        if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 1:
+            raise ValueError(f"{name} must hold whole numbers >= 1, got {t!r}")
+    return [int(t) for t in sizes]
+
+
+def layouts(max_devices, node_size: Optional[int], tensor_parallel_sizes=(1,), counts=None,
+            pipeline_parallel_sizes=(1,)) -> list[tuple[int, int, int]]:
+    """(devices, tensor_parallel, pipeline_parallel) to search: each device count (`counts`, or those
+    max_devices implies) with each allowed tensor-parallel size that fits in a node (a tensor-parallel group
+    across nodes is not searched) and each pipeline depth, where tensor x pipeline divides the count."""
+    tensors = _whole_numbers(tensor_parallel_sizes, "tensor_parallel_sizes")
+    pipelines = _whole_numbers(pipeline_parallel_sizes, "pipeline_parallel_sizes")
+    triples = []
     for devices in (device_counts(max_devices, node_size) if counts is None else counts):
-        for t in tensor_parallel_sizes:
-            if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 1:
-                raise ValueError(f"tensor_parallel_sizes must hold whole numbers >= 1, got {t!r}")
-            if devices % t == 0 and (node_size is None or t <= node_size):
-                pairs.append((devices, int(t)))
-    return pairs
+        for t in tensors:
+            for p in pipelines:
+                if devices % (t * p) == 0 and (node_size is None or t <= node_size):
+                    triples.append((devices, t, p))
+    return triples
 
 
 def costed(prediction, prices: Prices):
@@ -99,20 +110,26 @@ def costed(prediction, prices: Prices):
                    energy_kwh=prices.energy_kwh(prediction.devices, prediction.hours))
 
 
+def loss_at_steps(candidates, indices, steps, law_choice, unique_tokens) -> np.ndarray:
+    """The predicted loss of each candidate at `indices` after `steps` optimizer steps."""
+    col = {n: candidates.column(n)[indices] for n in ("tokens_per_step", "d_model", "n_layers", "vocab_size")}
+    n_law = candidates.column("n_total" if law_choice.n_count == "total" else "n_non_embedding")[indices]
+    inputs = law_inputs(col["d_model"], col["n_layers"], col["tokens_per_step"], col["vocab_size"])
+    return loss_for_tokens(law_choice, n_law, np.asarray(steps, dtype=np.float64) * col["tokens_per_step"],
+                           unique_tokens, **inputs)
+
+
 def steps_to_reach(candidates, indices, target_loss: float, law_choice, unique_tokens, min_steps: int,
                    max_steps) -> np.ndarray:
     """The fewest optimizer steps (>= min_steps) at which each candidate at `indices` reaches `target_loss`,
     by bisection on whole steps; every candidate must reach it within its `max_steps`. The loss falls as
     steps grow, so the bisection is exact."""
-    col = {n: candidates.column(n)[indices] for n in ("tokens_per_step", "d_model", "n_layers", "vocab_size")}
-    n_law = candidates.column("n_total" if law_choice.n_count == "total" else "n_non_embedding")[indices]
-    inputs = law_inputs(col["d_model"], col["n_layers"], col["tokens_per_step"], col["vocab_size"])
+    indices = np.asarray(indices)
     low = np.full(indices.size, max(min_steps, 1) - 1.0)  # fails (or is below the floor of steps)
     high = np.asarray(max_steps, dtype=np.float64).copy()  # reaches the target
     while np.any(high - low > 1):
         middle = np.floor((low + high) / 2)
-        loss = loss_for_tokens(law_choice, n_law, middle * col["tokens_per_step"], unique_tokens, **inputs)
-        reached = loss <= target_loss
+        reached = loss_at_steps(candidates, indices, middle, law_choice, unique_tokens) <= target_loss
         high = np.where(reached, middle, high)
         low = np.where(reached, low, middle)
     return high

@@ -1,7 +1,8 @@
 """best_layout: the fastest way to lay a fixed model and global batch out over n devices.
 
 Every layout the setup's fields allow is tried: tensor parallel t (a power of two dividing the heads and KV
-heads), pipeline stages p (dividing the layers), data parallel d = n / (t p) (dividing the global batch),
+heads, inside one node of a System: Megatron's practice, since a group across nodes all-reduces every layer
+over the network), pipeline stages p (dividing the layers), data parallel d = n / (t p) (dividing the global batch),
 interleaved chunks v (when p > 1 and p v divides the layers), sequence parallelism (when t > 1), the ZeRO
 stage (0-3, when d > 1), activation checkpointing (none, selective, full) and the micro-batch (the powers of
 two dividing the per-rank batch). The setup's other choices (precision, optimizer, attention kernel, DDP
@@ -80,13 +81,13 @@ def _powers_of_two_dividing(n: int) -> list[int]:
     return [k for k in (2 ** i for i in range(int(np.log2(n)) + 1)) if n % k == 0]
 
 
-def _structures(cfg: TransformerConfig, setup: TrainSetup, devices: int):
+def _structures(cfg: TransformerConfig, setup: TrainSetup, devices: int, node_size: int | None = None):
     """(tensor, pipeline, interleave, data, sequence parallel, ZeRO stage, checkpointing) of every layout the
-    model and batch allow."""
+    model and batch allow; tensor-parallel groups stay inside a node of `node_size` devices."""
     checkpointing = [c for c in ("none", "selective", "full")
                      if c in TrainSetup.model_fields["activation_checkpointing"].annotation.__args__]
     for t in _powers_of_two_dividing(devices):
-        if cfg.n_heads % t or cfg.n_kv_heads % t:
+        if cfg.n_heads % t or cfg.n_kv_heads % t or (node_size is not None and t > node_size):
             continue
         for p in (k for k in range(1, devices // t + 1) if (devices // t) % k == 0 and cfg.n_layers % k == 0):
             d = devices // (t * p)
@@ -110,7 +111,9 @@ def best_layout(cfg: TransformerConfig, setup: TrainSetup | None = None, *, prof
     estimator, device = resolve_device(profile, method)
     setup = resolve_setup(setup, device)
     rows, tried = [], 0
-    for t, p, v, d, sp, z, c in _structures(cfg, setup, devices):
+    system = getattr(estimator, "system", None)
+    node_size = None if system is None else system.devices_per_node
+    for t, p, v, d, sp, z, c in _structures(cfg, setup, devices, node_size):
         per_rank = setup.global_batch_size // d
         micros = np.array(_powers_of_two_dividing(per_rank), dtype=np.float64)
         fields = {**setup.model_dump(), "tensor_parallel": t, "pipeline_parallel": p, "data_parallel": d,

@@ -6,7 +6,7 @@ after that costs one law evaluation over the arrays: frontier and the U-curves r
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Optional
 
@@ -18,6 +18,7 @@ from timelaw.plan.inputs import LawChoice, resolve_device, resolve_law, resolve_
 from timelaw.plan.predict import GIB, Prediction, predict_resolved
 from timelaw.plan.bounds import bound_note, bounds_hit
 from timelaw.plan.cost import Prices, costed, devices_per_node, layouts, positive_number, with_devices
+from timelaw.plan.refine import faster_layout
 from timelaw.plan.space import SearchSpace, candidate_batches
 
 __all__ = ["Candidates", "Outcome", "Plan", "optimize", "price_candidates"]
@@ -78,6 +79,8 @@ def price_candidates(space: SearchSpace, setup: TrainSetup, estimator) -> Candid
         if setup.tensor_parallel > 1:  # only shapes whose heads and MLP split over the tensor-parallel group
             t = setup.tensor_parallel
             shapes = shapes.take((shapes.n_heads % t == 0) & (shapes.n_kv_heads % t == 0) & (shapes.d_ff % t == 0))
+        if setup.pipeline_parallel > 1:  # only shapes whose layers split over the stages
+            shapes = shapes.take(shapes.n_layers % setup.pipeline_parallel == 0)
         generated += shapes.size
         memory = training_memory(shapes, setup)
         fits = memory <= limit
@@ -231,7 +234,8 @@ def optimize(hours=None, minutes=None, seconds=None, *, profile=None, law=None, 
              setup: TrainSetup | None = None, space: SearchSpace | None = None, method: str = "roofline",
              top: int = 20, n_count: str | None = None, max_devices: int = 1, dollars: float | None = None,
              dollars_per_device_hour: float | None = None, watts_per_device: float | None = None,
-             tensor_parallel_sizes=(1,), **space_options) -> Plan:
+             tensor_parallel_sizes=(1,), pipeline_parallel_sizes=(1,), refine_layout: bool = True,
+             **space_options) -> Plan:
     """The shape (width, depth, heads, batch, and optionally seq_len and MLP kind) with the lowest predicted
     loss for the budget on the device, and the `top` best candidates.
 
@@ -244,8 +248,11 @@ def optimize(hours=None, minutes=None, seconds=None, *, profile=None, law=None, 
     more devices are never worse, and on a tie the fewer win. dollars: a budget in money instead of time
     (needs dollars_per_device_hour): each device count gets dollars / (price x devices) hours.
     tensor_parallel_sizes: tensor-parallel group sizes to try at each device count (default data parallel
-    only, (1,); e.g. (1, 2, 4, 8) lets models too large for one device in); with max_devices > 1 these set
-    the parallel layout, overriding the setup's.
+    only, (1,); e.g. (1, 2, 4, 8) lets models too large for one device in); pipeline_parallel_sizes likewise
+    for pipeline stages; with max_devices > 1 these set the parallel layout, overriding the setup's.
+    refine_layout: on more than one device, give the best candidate of each device count the fastest layout
+    best_layout finds for its model and batch (tensor, pipeline, interleave, ZeRO, recomputation,
+    micro-batch); plan.best then carries that layout.
     `plan.best` then carries .devices, .dollars and .energy_kwh (with watts_per_device).
     """
     prices = Prices(dollars_per_device_hour, watts_per_device)
@@ -265,21 +272,29 @@ def optimize(hours=None, minutes=None, seconds=None, *, profile=None, law=None, 
     law_choice = resolve_law(law, unique_tokens, n_count)
     start = time.perf_counter()
     chosen, generated = None, 0
-    for devices, tensor in layouts(max_devices, devices_per_node(estimator), tensor_parallel_sizes):
+    for devices, tensor, pipeline in layouts(max_devices, devices_per_node(estimator), tensor_parallel_sizes,
+                                             pipeline_parallel_sizes=pipeline_parallel_sizes):
         if dollars is not None:
             budget = money / (prices.dollars_per_device_hour * devices) * 3600.0  # the hours it buys, in seconds
-        candidates = price_candidates(space, with_devices(setup, devices, tensor), estimator)
+        candidates = price_candidates(space, with_devices(setup, devices, tensor, pipeline), estimator)
         generated += candidates.n_generated
         result = outcome(candidates, budget, law_choice, unique_tokens, space.min_steps)
         ranked = result.ranked_shapes(candidates, top)
-        if ranked.size and (chosen is None or result.loss[ranked[0]] < chosen[2].loss[chosen[3][0]]):
-            chosen = (budget, candidates, result, ranked)  # strictly better: on a tie the fewer devices stay
+        if not ranked.size:
+            continue
+        cfg, best_setup = candidates.config_and_setup(int(ranked[0]))
+        best = predict_resolved(cfg, budget, best_setup, estimator, law_choice, unique_tokens, method)
+        faster = faster_layout(candidates, int(ranked[0]), estimator, devices, method) if refine_layout else None
+        if faster is not None:
+            best = predict_resolved(cfg, budget, faster[0], estimator, law_choice, unique_tokens, method)
+            best = replace(best, notes=best.notes + (_refined_note(best_setup, faster, result.loss[ranked[0]]),))
+        if chosen is None or best.loss < chosen[0].loss:  # strictly better: on a tie the fewer devices stay
+            chosen = (best, budget, candidates, result, ranked)
     search_seconds = time.perf_counter() - start
     if chosen is None:
         raise _no_candidate(space, candidates, budget)
-    budget, candidates, result, ranked = chosen
-    cfg, best_setup = candidates.config_and_setup(int(ranked[0]))
-    best = costed(predict_resolved(cfg, budget, best_setup, estimator, law_choice, unique_tokens, method), prices)
+    best, budget, candidates, result, ranked = chosen
+    best = costed(best, prices)
     hits = optimum_bounds(space, best)
     if max_devices > 1 and best.devices == max_devices:
         hits += (f"max_devices = {max_devices}",)
@@ -290,6 +305,15 @@ def optimize(hours=None, minutes=None, seconds=None, *, profile=None, law=None, 
         notes=best.notes + ((bound_note(hits),) if hits else ()), bounds=hits, _candidates=candidates,
         _outcome=result,
     )
+
+
+def _refined_note(searched: TrainSetup, faster: tuple, searched_loss: float) -> str:
+    s, seconds = faster
+    return (f"layout refined by best_layout: tensor {s.tensor_parallel} x pipeline {s.pipeline_parallel} "
+            f"(interleave {s.pipeline_interleave}) x data {s.data_parallel}, ZeRO {s.zero_stage}, micro-batch "
+            f"{s.micro_batch_size}, checkpointing {s.activation_checkpointing}, {seconds:.4g} s/step "
+            f"(the searched tensor {searched.tensor_parallel} x pipeline {searched.pipeline_parallel} x data "
+            f"{searched.data_parallel} layout reached loss {searched_loss:.4f}; the table lists searched layouts)")
 
 
 def optimum_bounds(space: SearchSpace, best: Prediction) -> tuple[str, ...]:
