@@ -156,6 +156,11 @@ def test_optimize_and_plan_pass_the_device_flags_to_the_library(capsys, monkeypa
     args, kwargs = calls["cheapest"]
     assert args == (3.0, 1.5) and kwargs["tensor_parallel_sizes"] == (8,) and kwargs["max_devices"] == 8
     assert kwargs["profile"].name == "dgx-h100-80gb"
+    assert kwargs["pipeline_parallel_sizes"] == (1,) and kwargs["refine_layout"] is True
+    run_error(capsys, "plan", "--target-loss", "3", "--deadline", "90m", "--pipeline-parallel-sizes", "1", "4",
+              "--no-layout-refinement", "--system", "dgx-h100-80gb", *SMALL)
+    _, kwargs = calls["cheapest"]
+    assert kwargs["pipeline_parallel_sizes"] == (1, 4) and kwargs["refine_layout"] is False
 
 
 def test_optimize_searches_devices_and_tensor_parallel_groups(capsys):

@@ -54,6 +54,7 @@ FLAGS: dict[str, Union[str, dict[str, Optional[str]]]] = {
     "system": "--system",
     "max_devices": "--max-devices",
     "tensor_parallel_sizes": "--tensor-parallel-sizes",
+    "pipeline_parallel_sizes": "--pipeline-parallel-sizes",
     "dollars": "--dollars",
     "dollars_per_device_hour": "--price",
     "watts_per_device": "--watts",

@@ -143,9 +143,20 @@ def _layout_arguments(parser) -> None:
 
 
 def _tensor_parallel_sizes_argument(parser) -> None:
+    """The layout flags of a search over device counts (optimize, plan)."""
     parser.add_argument("--tensor-parallel-sizes", type=int, nargs="+", default=[1], metavar="T",
                         help="tensor-parallel group sizes to try at each device count (default: 1, data "
                              "parallel only); e.g. 1 2 4 8 lets models too large for one device in")
+    parser.add_argument("--pipeline-parallel-sizes", type=int, nargs="+", default=[1], metavar="P",
+                        help="pipeline depths to try at each device count (default: 1)")
+    parser.add_argument("--no-layout-refinement", dest="refine_layout", action="store_false",
+                        help="keep the searched layout instead of giving each device count's best candidate the "
+                             "fastest layout best_layout finds (tensor, pipeline, ZeRO, recomputation)")
+
+
+def _layout_search(args) -> dict:
+    return dict(tensor_parallel_sizes=tuple(args.tensor_parallel_sizes),
+                pipeline_parallel_sizes=tuple(args.pipeline_parallel_sizes), refine_layout=args.refine_layout)
 
 
 def _budget_arguments(parser, several: bool, dollars: bool = False) -> None:
@@ -319,8 +330,7 @@ def run_optimize(args: argparse.Namespace) -> int:
     from timelaw.plot import plot_plan
 
     search = partial(optimize, top=args.top, max_devices=args.max_devices, dollars=args.dollars,
-                     dollars_per_device_hour=args.price, watts_per_device=args.watts,
-                     tensor_parallel_sizes=tuple(args.tensor_parallel_sizes))
+                     dollars_per_device_hour=args.price, watts_per_device=args.watts, **_layout_search(args))
     return _search_command("optimize", search, plot_plan, args)
 
 
@@ -340,7 +350,7 @@ def run_plan(args: argparse.Namespace) -> int:
         profile = _profile(args)
         _emit(args, cheapest(args.target_loss, deadline_hours, max_devices=args.max_devices,
                              dollars_per_device_hour=args.price, watts_per_device=args.watts,
-                             tensor_parallel_sizes=tuple(args.tensor_parallel_sizes), setup=_setup(args, profile),
+                             **_layout_search(args), setup=_setup(args, profile),
                              **_options(args, profile), **_space(args)))
         return 0
     return _run("plan", body, args)
