@@ -34,9 +34,27 @@ def test_the_bubble_shrinks_by_the_interleave():
 
 
 def test_each_stage_sends_once_per_chunk_and_micro_batch_each_way():
+    # one exchange per micro-batch and chunk each way: the send rides with the opposite receive (full duplex)
     for v in (1, 2, 3):
         sends = [op for op in timelaw.ledger(CFG, setup(v)).ops if op.name == "pipeline.p2p"]
-        assert [(op.phase, float(op.count)) for op in sends] == [("forward", 2 * 8 * v), ("backward", 2 * 8 * v)]
+        assert [(op.phase, float(op.count)) for op in sends] == [("forward", 8 * v), ("backward", 8 * v)]
+        assert all(float(op.message_bytes) == 2 * 256 * 512 * 2 for op in sends)  # micro x seq x d_model x bf16
+
+
+def test_tensor_parallel_ranks_send_a_slice_and_gather_it_inside_the_node():
+    # Megatron's scatter/gather of pipeline tensors: each of the tp ranks sends 1 / tp of the activation
+    # and the receiving group all-gathers it; under sequence parallelism it is split already
+    split = TrainSetup(micro_batch_size=2, global_batch_size=16, pipeline_parallel=4, tensor_parallel=4)
+    ops = timelaw.ledger(CFG, split).ops
+    sends = [op for op in ops if op.name == "pipeline.p2p"]
+    gathers = [op for op in ops if op.name == "pipeline.tp_all_gather"]
+    assert all(float(op.message_bytes) == 2 * 256 * 512 * 2 / 4 for op in sends)
+    assert [(op.phase, op.collective, op.group_size, float(op.message_bytes), float(op.count)) for op in gathers] == [
+        ("forward", "all_gather", 4, 2 * 256 * 512 * 2, 8.0), ("backward", "all_gather", 4, 2 * 256 * 512 * 2, 8.0)]
+    sp = split.model_copy(update={"sequence_parallel": True})
+    ops = timelaw.ledger(CFG, sp).ops
+    assert not any(op.name == "pipeline.tp_all_gather" for op in ops)
+    assert all(float(op.message_bytes) == 2 * 256 * 512 * 2 / 4 for op in ops if op.name == "pipeline.p2p")
 
 
 def test_the_roofline_prices_the_blocks_with_the_smaller_bubble():

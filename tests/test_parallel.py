@@ -130,9 +130,14 @@ def test_tensor_parallel_all_reduces_per_layer_and_around_the_head():
 def test_pipeline_sends_activations_and_syncs_the_tied_embedding():
     ops = _comm(PARALLEL)
     p2p = [op for op in ledger(CFG, PARALLEL).ops if op.name == "pipeline.p2p"]
-    # activations out and in, forward and backward: 2 sends/receives per direction per micro-batch
-    assert [(op.phase, float(op.count)) for op in p2p] == [("forward", 4.0), ("backward", 4.0)]
-    assert all(float(op.message_bytes) == 2 * 16 * 64 * 2 and op.axis == "pipeline" for op in p2p)
+    # one exchange per micro-batch each way (each send rides with the opposite receive on a full-duplex
+    # link), each tensor rank sending its half of the activation (Megatron's scatter/gather) ...
+    assert [(op.phase, float(op.count)) for op in p2p] == [("forward", 2.0), ("backward", 2.0)]
+    assert all(float(op.message_bytes) == 2 * 16 * 64 * 2 / 2 and op.axis == "pipeline" for op in p2p)
+    # ... and the receiving tensor group all-gathering the whole of it
+    gathers = [op for op in ledger(CFG, PARALLEL).ops if op.name == "pipeline.tp_all_gather"]
+    assert [(op.phase, float(op.count), float(op.message_bytes)) for op in gathers] == [
+        ("forward", 2.0, 2 * 16 * 64 * 2), ("backward", 2.0, 2 * 16 * 64 * 2)]
     # the first and last stages each hold the tied embedding (its vocabulary half on this tensor rank) and
     # all-reduce its fp32 gradient once per step: 96 / 2 x 64 x 4 bytes
     tied = ops["embed.pipeline_tied_all_reduce"]

@@ -401,12 +401,27 @@ def step_ops(s: ShapeBatch, setup: TrainSetup) -> list[Op]:
     elif setup.activation_checkpointing == "selective":
         ops += [replace(op, phase="recompute").times(layers * micro) for op in layer_fwd if op.name in SELECTIVE]
     ops += [op.times(micro) for op in _embedding(s, setup) + _head(s, setup)]
-    if setup.pipeline_parallel > 1:  # activations in and out of the stage, forward and backward
-        message = s.micro_batch_size * s.seq_len * s.d_model * setup.bytes_per_element
-        p2p = _collective("pipeline.p2p", "p2p", message, 2, "pipeline")
-        sends = 2 * micro * setup.pipeline_interleave  # an interleaved stage sends once per model chunk
-        ops += [p2p.times(sends), replace(p2p, phase="backward").times(sends)]
+    if setup.pipeline_parallel > 1:
+        ops += _pipeline_exchanges(s, setup)
     return ops + _tied_embedding_sync(s, setup) + _weight_ops(s, setup)
+
+
+def _pipeline_exchanges(s: ShapeBatch, setup: TrainSetup) -> list[Op]:
+    """The activations a stage passes on in the forward and the gradients it passes back, per micro-batch
+    and model chunk. 1F1B pairs each send with the receive going the other way on the same link (Megatron's
+    send_forward_recv_backward and send_backward_recv_forward), so on full-duplex links one exchange per
+    micro-batch and direction is on the critical path. Under tensor parallelism each rank sends 1 / tp of
+    the activation (Megatron's scatter/gather of pipeline tensors, Narayanan et al. 2021 section 4.1), and
+    the receiving group all-gathers it inside the node; with sequence parallelism it is split already."""
+    tp, micro = setup.tensor_parallel, s.grad_accum_steps
+    activation = s.micro_batch_size * s.seq_len * s.d_model * setup.bytes_per_element
+    exchanges = micro * setup.pipeline_interleave  # an interleaved stage sends once per model chunk
+    p2p = _collective("pipeline.p2p", "p2p", activation / tp, 2, "pipeline")
+    ops = [p2p.times(exchanges), replace(p2p, phase="backward").times(exchanges)]
+    if tp > 1 and not setup.sequence_parallel:
+        gather = _collective("pipeline.tp_all_gather", "all_gather", activation, tp, "tensor")
+        ops += [gather.times(exchanges), replace(gather, phase="backward").times(exchanges)]
+    return ops
 
 
 def _as_number(value):
