@@ -184,8 +184,10 @@ class TrainSetup(BaseModel):
                                    "ranks by sequence, with reduce-scatters and all-gathers instead of all-reduces "
                                    "(Korthikanti et al. 2022); nothing without tensor parallelism")
     overlap_grad_reduce: bool = Field(
-        default=False, description="all-reduce the gradients in buckets during the backward, as torch DDP does "
-                                   "(Megatron: --overlap-grad-reduce); False: after it, as Megatron by default")
+        default=False, description="run the data-parallel collectives beside the compute, as torch DDP and FSDP "
+                                   "do (Megatron: --overlap-grad-reduce): gradients in buckets during the "
+                                   "backward, ZeRO-3 weight gathers prefetched; False: after it, as Megatron "
+                                   "by default")
     zero_stage: int = Field(
         default=0, ge=0, le=3, description="what data-parallel ranks shard (ZeRO; 3 is FSDP's full sharding): "
                                            "0 nothing, 1 optimizer state, 2 and gradients, 3 and weights")

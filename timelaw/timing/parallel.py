@@ -60,22 +60,43 @@ def _link_bandwidth(profile: DeviceSpec) -> float:
 DDP_BUCKET_BYTES = 25 * 2 ** 20
 
 
-def overlapped_gradient_all_reduce(op_times, micro_batches) -> list:
-    """(op, seconds, factor) with the data-parallel gradient all-reduce cut to the part the backward cannot
-    hide, as torch DDP (and Megatron's --overlap-grad-reduce) run it.
+def overlapped_gradient_all_reduce(op_times, micro_batches, layers_per_stage=1) -> list:
+    """(op, seconds, factor) with the data-parallel collectives cut to the part the compute cannot hide, as
+    torch DDP and FSDP (and Megatron's --overlap-grad-reduce, DeepSpeed's overlap_comm) run them.
 
-    The gradients are all-reduced in buckets as the last micro-batch's backward produces them, so all but the
-    last bucket's share b = min(1, bucket / message) can run beside that backward (T_bwd, its device time
-    alone): exposed = max(b x T_ar, T_ar - (1 - b) x T_bwd). Contention between the two is not modelled.
+    Each collective overlaps the work of its micro-batch that produces or consumes it: the gradient
+    all-reduce (ZeRO 0) and the once-per-step reduce-scatter (ZeRO 1) run in buckets beside the last
+    micro-batch's backward; ZeRO 2's and 3's reduce-scatters beside each backward; ZeRO 3's weight gathers,
+    prefetched one block ahead, beside each forward and each backward. A share b of the traffic cannot be
+    hidden (the last bucket, b = min(1, 25 MiB / message); for ZeRO 3, the first block's weights, b =
+    1 / layers on the stage), so with T the collectives of one window and W the compute beside them:
+    exposed = max(b x T, T - (1 - b) x W). The all-gather of updated weights after a ZeRO 1-2 step stays
+    exposed (its overlap with the next forward, Megatron's --overlap-param-gather, is not modelled), and so
+    does contention between the collectives and the compute.
     """
     m = np.asarray(micro_batches, dtype=np.float64)
-    backward = sum(seconds / factor for op, seconds, factor in op_times if op.phase == "backward") / m
-    out = []
-    for op, seconds, factor in op_times:
-        if op.axis == "data" and op.collective == "all_reduce":
-            last = np.minimum(1.0, DDP_BUCKET_BYTES / np.asarray(op.message_bytes, dtype=np.float64))
-            seconds = np.maximum(last * seconds, seconds - (1.0 - last) * backward)
-        out.append((op, seconds, factor))
+    hidden_by = {"forward": "forward", "backward": "backward", "communication": "backward"}
+    compute = {phase: sum(seconds / factor for op, seconds, factor in op_times
+                          if op.phase == phase and op.axis != "data") / m for phase in ("forward", "backward")}
+    windows: dict[str, list[int]] = {}
+    for i, (op, _, _) in enumerate(op_times):
+        if op.axis == "data" and op.phase in hidden_by and not (op.phase == "communication"
+                                                                and op.collective == "all_gather"):
+            windows.setdefault(op.phase, []).append(i)
+    out = list(op_times)
+    for phase, members in windows.items():
+        # seconds of one window: per micro-batch for the micro-batch phases, once for the per-step ones
+        per_window = m if phase in MICRO_BATCH_PHASES else 1.0
+        traffic = sum(out[i][1] / out[i][2] for i in members) / per_window
+        message = sum(np.asarray(out[i][0].message_bytes, dtype=np.float64) for i in members)
+        sharded_weights = any(out[i][0].name.startswith("params.") for i in members)
+        last = 1.0 / np.asarray(layers_per_stage, dtype=np.float64) if sharded_weights else np.minimum(
+            1.0, DDP_BUCKET_BYTES / message)
+        exposed = np.maximum(last * traffic, traffic - (1.0 - last) * compute[hidden_by[phase]])
+        keep = np.divide(exposed, traffic, out=np.ones_like(np.asarray(traffic * 1.0)), where=np.asarray(traffic) > 0)
+        for i in members:
+            op, seconds, factor = out[i]
+            out[i] = (op, seconds * keep, factor)
     return out
 
 

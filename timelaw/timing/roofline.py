@@ -96,8 +96,9 @@ class RooflineEstimator(StepTimeEstimator):
             else:
                 seconds = op_seconds(op, self.profile, setup.precision)
             times.append((op, seconds * op.count * factor, factor))
-        if setup.overlap_grad_reduce:  # DDP: the gradient all-reduce runs in buckets beside the backward
-            times = overlapped_gradient_all_reduce(times, shapes.grad_accum_steps)
+        if setup.overlap_grad_reduce:  # DDP / FSDP: data-parallel collectives beside the compute
+            times = overlapped_gradient_all_reduce(times, shapes.grad_accum_steps,
+                                                   shapes.n_layers / setup.pipeline_parallel)
         return times
 
     def _parts(self, op_times) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
