@@ -227,6 +227,23 @@ def test_measured_tables_replace_the_ring_where_they_apply():
     assert float(all_reduce_seconds(m, 4, 2, system)) == pytest.approx(expected, rel=1e-12)
 
 
+def test_a_measured_cluster_table_carries_its_efficiency_to_other_node_counts():
+    whole = AllReduceTable.from_nccl_tests(NCCL / "all_reduce_perf_16gpu_2node.txt")  # 2 nodes of 8
+    system = dgx_a100(inter_node_allreduce=whole)
+    m = 4194304
+    # the model at 2 nodes, by hand: ring 2 x 15/16 x m / 180e9 + 30 x 10 us = 343.7 us; tree
+    # 2 m / 180e9 + 2 x 8 x 10 us = 206.6 us: the tree. Measured: 296 us, 1.43 x slower.
+    model_2 = min(2 * 15 / 16 * m / (8 * HDR) + 30 * 10e-6, 2 * m / (8 * HDR) + 16 * 10e-6)
+    # at 4 nodes the model gives the tree, 2 m / 180e9 + 2 x (7 + 2) x 10 us, times the measured ratio
+    model_4 = min(2 * 31 / 32 * m / (8 * HDR) + 62 * 10e-6, 2 * m / (8 * HDR) + 18 * 10e-6)
+    assert float(all_reduce_seconds(m, 8, 4, system)) == pytest.approx(model_4 * 296e-6 / model_2, rel=1e-9)
+    # a two-node table faster than the model is not carried to 3+ nodes
+    fast = AllReduceTable(by_group_size={16: ([float(m)], [0.5 * model_2])})
+    assert float(all_reduce_seconds(m, 8, 4, dgx_a100(inter_node_allreduce=fast))) == pytest.approx(model_4, rel=1e-9)
+    # groups that are not whole nodes keep the model
+    assert float(all_reduce_seconds(m, 4, 4, system)) == float(all_reduce_seconds(m, 4, 4, dgx_a100()))
+
+
 # ---- one node stays as it was ---------------------------------------------------------------------------
 
 def test_a_one_node_system_with_the_profiles_link_predicts_exactly_as_the_bare_profile():

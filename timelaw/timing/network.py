@@ -28,7 +28,9 @@ All-reduce of M bytes over a group with k members on each of N nodes:
   above); NCCL pipelines chunks through the tiers, so the collective takes as long as its slower tier,
   max(intra, inter). This beats the ring by up to 2x on two nodes only: on 3+ nodes NCCL's maintainers
   report no algorithm above the node's network bandwidth, so those are priced as the ring;
-- a measured inter-node table (groups of whole nodes) replaces all of these.
+- a measured inter-node table (groups of whole nodes) replaces all of these at the rank counts it holds;
+  at other counts of whole nodes the model's time is scaled by measured / modelled at the nearest measured
+  count (a two-node measurement faster than the model is not carried to 3+ nodes).
 
 Sources: NCCL's tuning model (NVIDIA/nccl, src/graph/tuning.cc: ring steps 2 (n - 1), of them 2 (N - 1)
 over the network; tree latency in log2 N); maintainers in NVIDIA/nccl #508, #1031 and NVIDIA/nccl-tests
@@ -120,8 +122,31 @@ def all_reduce_seconds(message_bytes, per_node: int, nodes: int, system: System,
     if nodes <= 1:
         return intra_node_all_reduce_seconds(message_bytes, per_node, system)
     table, ranks = system.inter_node_allreduce, per_node * nodes
-    if table is not None and per_node == system.devices_per_node and ranks in table.by_group_size:
-        return table.seconds(ranks, message_bytes)
+    if table is not None and per_node == system.devices_per_node:
+        if ranks in table.by_group_size:
+            return table.seconds(ranks, message_bytes)
+        return _scaled_by_the_table(message_bytes, nodes, system, ring_only)
+    return _modelled_all_reduce_seconds(message_bytes, per_node, nodes, system, ring_only)
+
+
+def _scaled_by_the_table(message_bytes, nodes: int, system: System, ring_only: bool) -> np.ndarray:
+    """Whole nodes at a count the measured table lacks: the model's time, scaled by measured / modelled at
+    the measured count nearest in log nodes (the cluster's own efficiency, carried over). A two-node
+    measurement faster than the model (NCCL's two-node trees beat the network card, which 3+ nodes cannot)
+    does not speed up other counts."""
+    table, k = system.inter_node_allreduce, system.devices_per_node
+    measured = sorted(r // k for r in table.by_group_size)
+    near = min(measured, key=lambda n: (abs(math.log(n / nodes)), -n))
+    ratio = table.seconds(near * k, message_bytes) / _modelled_all_reduce_seconds(
+        message_bytes, k, near, system, ring_only)
+    if near == 2 and nodes > 2:
+        ratio = np.maximum(ratio, 1.0)
+    return ratio * _modelled_all_reduce_seconds(message_bytes, k, nodes, system, ring_only)
+
+
+def _modelled_all_reduce_seconds(message_bytes, per_node: int, nodes: int, system: System,
+                                 ring_only: bool) -> np.ndarray:
+    """NCCL's ring or tree (or, on two nodes of a hierarchical system, reduce-inside-first), the fastest."""
     choices = [cross_node_ring_seconds(message_bytes, per_node, nodes, system)]
     if ring_only:
         return choices[0]
