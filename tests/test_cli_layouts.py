@@ -181,10 +181,12 @@ def test_optimize_with_a_money_budget(capsys):
     assert math.isclose(best["hours"] * best["devices"] * 2.5, 100, rel_tol=1e-9)
 
 
-def test_optimize_needs_exactly_one_budget_and_a_price_for_dollars(capsys):
-    assert "--dollars" in run_error(capsys, "optimize", *SMALL)  # "one of the arguments ... is required"
-    err = run_error(capsys, "optimize", "--hours", "1", "--dollars", "100", "--price", "2", *SMALL)
+def test_optimize_needs_a_budget_and_a_price_for_dollars(capsys):
+    err = run_error(capsys, "optimize", *SMALL)
     assert "--hours" in err and "--dollars" in err
+    both = run_json(capsys, "optimize", "--hours", "1", "--dollars", "100", "--price", "2", "--max-devices", "2",
+                    *SMALL)["best"]
+    assert both["hours"] <= 1 + 1e-9 and both["dollars"] <= 100 * (1 + 1e-9)
     err = run_error(capsys, "optimize", "--dollars", "100", "--system", "dgx-h100-80gb", *SMALL)
     assert err == "timelaw optimize: error: a budget in dollars needs --price"
     err = run_error(capsys, "predict", *MODEL, "--dollars", "10")  # predict has no money budget

@@ -55,8 +55,12 @@ def test_a_budget_in_dollars_buys_devices_times_hours():
     assert best.devices * best.hours * PRICE == pytest.approx(50, rel=1e-12) and best.dollars == pytest.approx(50)
     with pytest.raises(ValueError, match="dollars_per_device_hour"):
         optimize(dollars=50, profile=H100, space=SMALL)
-    with pytest.raises(ValueError, match="not both"):
-        optimize(hours=1, dollars=50, dollars_per_device_hour=PRICE, profile=H100, space=SMALL)
+    # money and a deadline together: each count gets the hours the money buys, or the deadline if shorter
+    both = optimize(hours=3, dollars=50, dollars_per_device_hour=PRICE, profile=H100, space=SMALL, max_devices=4).best
+    assert both.hours == pytest.approx(min(3, 50 / (PRICE * both.devices)), rel=1e-12)
+    assert both.dollars <= 50 * (1 + 1e-12) and both.hours <= 3 * (1 + 1e-12)
+    with pytest.raises(ValueError, match="give a budget"):
+        optimize(profile=H100, space=SMALL)
 
 
 def test_cheapest_keeps_its_promise_and_is_minimal():

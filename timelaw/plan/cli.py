@@ -160,14 +160,15 @@ def _layout_search(args) -> dict:
 
 
 def _budget_arguments(parser, several: bool, dollars: bool = False) -> None:
-    """Exactly one budget: --hours, --minutes or --seconds (or, with dollars=True, --dollars)."""
-    group = parser.add_mutually_exclusive_group(required=True)
+    """One time budget: --hours, --minutes or --seconds; with dollars=True also --dollars, alone or with a
+    time budget (then each device count gets the hours the money buys, within the time budget)."""
+    group = parser.add_mutually_exclusive_group(required=not dollars)
     nargs = "+" if several else None
     for unit in ("hours", "minutes", "seconds"):
         group.add_argument(f"--{unit}", type=float, nargs=nargs, help=f"budget in {unit}")
     if dollars:
-        group.add_argument("--dollars", type=float, help="budget in money instead of time (needs --price): "
-                                                         "each device count gets the hours it buys")
+        parser.add_argument("--dollars", type=float, help="budget in money (needs --price): each device count "
+                                                          "gets the hours it buys, within --hours if given")
 
 
 def _device_arguments(parser) -> None:
@@ -329,9 +330,19 @@ def run_optimize(args: argparse.Namespace) -> int:
     from timelaw.plan import optimize
     from timelaw.plot import plot_plan
 
+    if args.dollars is None and not _budget(args):
+        return _run("optimize", _refuse("give a budget: --hours, --minutes or --seconds, or --dollars (with "
+                                        "--price), or a time and --dollars together"), args)
     search = partial(optimize, top=args.top, max_devices=args.max_devices, dollars=args.dollars,
                      dollars_per_device_hour=args.price, watts_per_device=args.watts, **_layout_search(args))
     return _search_command("optimize", search, plot_plan, args)
+
+
+def _refuse(message: str):
+    """A command body that fails with `message` (reported as bad input, exit code 2)."""
+    def body(args):
+        raise ValueError(message)
+    return body
 
 
 def run_frontier(args: argparse.Namespace) -> int:

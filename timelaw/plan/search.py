@@ -245,8 +245,9 @@ def optimize(hours=None, minutes=None, seconds=None, *, profile=None, law=None, 
     `plan.best` is exactly predict_loss(plan.best.config, setup=plan.best.setup, ...) for the same inputs.
 
     max_devices: also search the number of data-parallel devices, 1, 2, 4, ... up to it (timelaw.plan.cost);
-    more devices are never worse, and on a tie the fewer win. dollars: a budget in money instead of time
-    (needs dollars_per_device_hour): each device count gets dollars / (price x devices) hours.
+    more devices are never worse, and on a tie the fewer win. dollars: a budget in money (needs
+    dollars_per_device_hour): each device count gets dollars / (price x devices) hours, or the time budget
+    if that is shorter ("the best model for $5,000 by Friday": optimize(hours=72, dollars=5000, ...)).
     tensor_parallel_sizes: tensor-parallel group sizes to try at each device count (default data parallel
     only, (1,); e.g. (1, 2, 4, 8) lets models too large for one device in); pipeline_parallel_sizes likewise
     for pipeline stages; with max_devices > 1 these set the parallel layout, overriding the setup's.
@@ -256,14 +257,16 @@ def optimize(hours=None, minutes=None, seconds=None, *, profile=None, law=None, 
     `plan.best` then carries .devices, .dollars and .energy_kwh (with watts_per_device).
     """
     prices = Prices(dollars_per_device_hour, watts_per_device)
+    timed = hours is not None or minutes is not None or seconds is not None
+    if not timed and dollars is None:
+        raise ValueError("give a budget: hours, minutes or seconds, or dollars (with dollars_per_device_hour), "
+                         "or both a time and dollars")
+    deadline = single_budget(hours, minutes, seconds) if timed else None
     if dollars is not None:
-        if hours is not None or minutes is not None or seconds is not None:
-            raise ValueError("give a budget in time (hours, minutes or seconds) or in money (dollars), not both")
         if prices.dollars_per_device_hour is None:
             raise ValueError("a budget in dollars needs dollars_per_device_hour")
         money = positive_number(dollars, "dollars")
-    else:
-        budget = single_budget(hours, minutes, seconds)
+    budget = deadline
     if top < 1:
         raise ValueError(f"top must be at least 1, got {top}")
     space = (space or SearchSpace()).updated(**space_options)
@@ -274,8 +277,9 @@ def optimize(hours=None, minutes=None, seconds=None, *, profile=None, law=None, 
     chosen, generated = None, 0
     for devices, tensor, pipeline in layouts(max_devices, devices_per_node(estimator), tensor_parallel_sizes,
                                              pipeline_parallel_sizes=pipeline_parallel_sizes):
-        if dollars is not None:
-            budget = money / (prices.dollars_per_device_hour * devices) * 3600.0  # the hours it buys, in seconds
+        if dollars is not None:  # the hours the money buys on this many devices, within any deadline
+            budget = money / (prices.dollars_per_device_hour * devices) * 3600.0
+            budget = budget if deadline is None else min(budget, deadline)
         candidates = price_candidates(space, with_devices(setup, devices, tensor, pipeline), estimator)
         generated += candidates.n_generated
         result = outcome(candidates, budget, law_choice, unique_tokens, space.min_steps)
