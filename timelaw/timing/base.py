@@ -83,12 +83,15 @@ class StepTimeEstimator:
     feature_names: ClassVar[tuple[str, ...]]
 
     system: System | None = None  # the nodes and network of a multi-node run; None: one node (the profile's link)
+    # Coefficients a stored profile may lack (features added later), and the value that stands in for them.
+    default_coefficients: ClassVar[dict[str, float]] = {}
 
     def __init__(self, profile: DeviceSpec | System, coefficients: dict[str, float] | None = None):
         if isinstance(profile, System):  # a System: its device's facts, and the network for the collectives
             self.system, profile = profile, profile.device
         self.profile = profile  # the device's facts (a DeviceSpec; a DeviceProfile is one)
         if coefficients is not None:
+            coefficients = {**self.default_coefficients, **coefficients}
             missing = [f for f in self.feature_names if f not in coefficients]
             if missing:  # a term read as 0 would silently vanish from every prediction
                 raise ValueError(
@@ -116,16 +119,33 @@ class StepTimeEstimator:
     def fit(self, measurements: Iterable[Measurement]) -> "StepTimeEstimator":
         """Non-negative least squares on relative error over (cfg, setup, seconds) measurements."""
         measurements = list(measurements)
-        if len(measurements) < len(self.feature_names):
-            raise ValueError(f"{self.name} needs at least {len(self.feature_names)} measurements to fit, "
+        if len(measurements) < self.required_measurements:
+            raise ValueError(f"{self.name} needs at least {self.required_measurements} measurements to fit, "
                              f"got {len(measurements)}")
         return self._fit_rows(*self._feature_rows(measurements))
 
+    @property
+    def required_measurements(self) -> int:
+        """One measured step per coefficient the fit can see (features that are zero by construction, as
+        the network without a System, are not counted)."""
+        return len(self.feature_names) - len(self.never_seen_features)
+
+    @property
+    def never_seen_features(self) -> tuple[str, ...]:
+        return ()
+
     def _fit_rows(self, X: np.ndarray, seconds: np.ndarray) -> "StepTimeEstimator":
         self.coef_, _ = nnls_relative(X, seconds)
+        # A feature that is zero in every fitted step (no data-parallel runs, no network) was not seen: its
+        # coefficient is not identified, so it stays at 1, the feature priced as modelled, rather than at
+        # the 0 the solver leaves (which would make that cost vanish from every prediction).
+        unseen = ~np.any(X != 0, axis=0)
+        self.coef_ = np.where(unseen, 1.0, self.coef_)
         self.residuals_ = self.predict_features(X) / seconds - 1.0
+        names = [f for f, u in zip(self.feature_names, unseen) if u]
         self.provenance_ = provenance(
-            method=f"{self.name}: non-negative least squares on relative error",
+            method=f"{self.name}: non-negative least squares on relative error"
+                   + (f"; not seen in the fit, kept at 1: {', '.join(names)}" if names else ""),
             data=f"{len(seconds)} measured steps", source="fitted")
         return self
 

@@ -58,7 +58,7 @@ from timelaw.devices.system import Link, System
 from timelaw.ledger import Op
 from timelaw.timing.parallel import HALF_ALL_REDUCE
 
-__all__ = ["check_layout", "group_spread", "pipeline_crosses_nodes", "collective_seconds", "all_reduce_seconds",
+__all__ = ["check_layout", "group_spread", "pipeline_crosses_nodes", "crosses_nodes", "collective_seconds", "all_reduce_seconds",
            "intra_node_all_reduce_seconds", "ring_all_reduce_seconds",
            "cross_node_ring_seconds", "p2p_seconds"]
 
@@ -199,6 +199,15 @@ def _all_reduce_group(op: Op, setup: TrainSetup) -> tuple[int, int]:
     if op.axis == "pipeline":  # the tied embedding's gradient, between the first and the last stage
         return tp * dp * (pp - 1), 2
     raise ValueError(f"op {op.name} serves no known parallel axis ({op.axis!r})")
+
+
+def crosses_nodes(op: Op, system: System, setup: TrainSetup) -> bool:
+    """Whether a communication op of `setup`'s layout on `system` travels over the network between nodes."""
+    n, per_node_max = setup.n_devices, system.devices_per_node
+    if op.collective == "p2p":
+        return pipeline_crosses_nodes(setup.tensor_parallel * setup.data_parallel, n, per_node_max)
+    stride, size = _all_reduce_group(op, setup)
+    return group_spread(stride, size, n, per_node_max)[1] > 1
 
 
 def collective_seconds(op: Op, system: System, setup: TrainSetup) -> np.ndarray:

@@ -38,7 +38,10 @@ GROUP_OF_CLASS = {
     "embedding": "memory_bound", "loss": "memory_bound",
 }
 GROUPS = ("matmul", "attention", "memory_bound", "optimizer", "tensor_parallel", "pipeline_parallel",
-          "data_parallel")
+          "data_parallel", "network")
+# A collective that crosses nodes on a System is priced on the network and fitted as its own group: a
+# coefficient fitted on one node's links says nothing about the network (a fit that never saw the network
+# keeps it at 1, priced as the System's links say; see StepTimeEstimator.fit).
 # Candidate host costs per kernel that `fit` chooses from: 1 us to 1 ms, four per octave.
 HOST_SECONDS_GRID = np.geomspace(1e-6, 1e-3, 41)
 
@@ -83,6 +86,19 @@ class RooflineEstimator(StepTimeEstimator):
         """Whether the host queues kernels ahead of the device (every device but a CPU)."""
         return self.profile.device_type != "cpu"
 
+    # Profiles fitted before the network group existed: priced as the System's links say.
+    default_coefficients = {"network_seconds": 1.0}
+
+    @property
+    def never_seen_features(self) -> tuple[str, ...]:
+        return () if self.system is not None else ("network_seconds",)  # one node has no network
+
+    def feature_group(self, op: Op, setup) -> str:
+        """op_group, except that a collective crossing nodes of the System is in the "network" group."""
+        if op.cls == "communication" and self.system is not None and network.crosses_nodes(op, self.system, setup):
+            return "network"
+        return op_group(op)
+
     def op_times(self, cfg, setup, step=None) -> list[tuple[Op, np.ndarray, np.ndarray]]:
         """(op, roofline seconds on the step's critical path, critical-path factor) for every op."""
         shapes = as_shapes(cfg, setup)
@@ -101,13 +117,14 @@ class RooflineEstimator(StepTimeEstimator):
                                                    shapes.n_layers / setup.pipeline_parallel)
         return times
 
-    def _parts(self, op_times) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Features before the host term: (group seconds and launch seconds, (..., 8)), and the micro-batch
+    def _parts(self, op_times, setup) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Features before the host term: (group seconds and launch seconds, (..., 9)), and the micro-batch
         ops' device seconds and kernel count, from which the host term follows for any host cost."""
         columns = {g: 0.0 for g in GROUPS}
         launches = device = kernels = 0.0
         for op, seconds, factor in op_times:
-            columns[op_group(op)] = columns[op_group(op)] + seconds
+            group = self.feature_group(op, setup)
+            columns[group] = columns[group] + seconds
             # a GPU runs torch's foreach optimizer: a few multi-tensor kernels, not one per tensor
             per_op = op.foreach_kernels if self.overlaps_host and op.foreach_kernels is not None else op.kernels
             launched = per_op * op.count * factor
@@ -128,16 +145,16 @@ class RooflineEstimator(StepTimeEstimator):
         return np.concatenate([base, host_bound[..., None], np.ones_like(host_bound)[..., None]], axis=-1)
 
     def features(self, cfg, setup, step=None):
-        return self._assemble(self._parts(self.op_times(cfg, setup, step)), self.host_seconds_per_kernel)
+        return self._assemble(self._parts(self.op_times(cfg, setup, step), setup), self.host_seconds_per_kernel)
 
     def fit(self, measurements) -> "RooflineEstimator":
         """Choose the host cost per kernel that fits best (when the host overlaps the device), then NNLS."""
         measurements = list(measurements)
-        if not (self.overlaps_host and len(measurements) >= len(self.feature_names)):
+        if not (self.overlaps_host and len(measurements) >= self.required_measurements):
             return super().fit(measurements)  # no host term to choose (or too few steps: refused there)
         seconds = measured_seconds(measurements)
         # one ledger per group of shapes: the host term follows from these parts for any host cost
-        parts = [(group, self._parts(self.op_times(shapes, setup)))
+        parts = [(group, self._parts(self.op_times(shapes, setup), setup))
                  for setup, group, shapes in grouped_shapes(measurements)]
 
         def rows(host_seconds):
@@ -161,8 +178,8 @@ class RooflineEstimator(StepTimeEstimator):
         times = self.op_times(cfg, setup, step)
         for op, seconds, _ in times:
             name = op_group(op) if op.cls == "communication" else op.cls
-            out[name] = out.get(name, 0.0) + float(np.sum(seconds)) * scale[f"{op_group(op)}_seconds"]
-        features = self._assemble(self._parts(times), self.host_seconds_per_kernel)
+            out[name] = out.get(name, 0.0) + float(np.sum(seconds)) * scale[f"{self.feature_group(op, setup)}_seconds"]
+        features = self._assemble(self._parts(times, setup), self.host_seconds_per_kernel)
         out["kernel_launches"] = float(np.sum(features[..., -3])) * scale["kernel_launch_seconds"]
         out["host_bound"] = float(np.sum(features[..., -2])) * scale["host_bound_seconds"]
         out["constant"] = scale["constant_seconds"]
