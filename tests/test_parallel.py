@@ -217,6 +217,20 @@ def test_a_fit_refuses_fewer_steps_than_coefficients():
         ESTIMATORS["roofline"](A100).fit(steps)
 
 
+def test_a_fit_on_one_device_keeps_the_collectives_it_never_saw_at_one():
+    # single-device steps: no collective column is ever nonzero, so no coefficient of one is identified;
+    # they stay at 1 (priced as modelled), not at the solver's 0, which would make them free
+    truth = ESTIMATORS["roofline"](A100, SOME_COEFFICIENTS["roofline"])
+    alone = [(cfg, setup) for cfg, setup in synthetic_steps(n=150) if setup.n_devices == 1]
+    assert len(alone) >= 12
+    fitted = ESTIMATORS["roofline"](A100).fit([(c, s, float(truth.predict(c, s))) for c, s in alone])
+    for name in ("tensor_parallel_seconds", "pipeline_parallel_seconds", "data_parallel_seconds",
+                 "network_seconds"):
+        assert fitted.coefficients[name] == 1.0 and name in fitted.provenance_["method"]
+    split = TrainSetup(micro_batch_size=4, global_batch_size=8, data_parallel=2)
+    assert fitted.breakdown(TransformerConfig(d_model=512, n_layers=4, n_heads=8), split)["data_parallel"] > 0
+
+
 def test_roofline_breakdown_sums_to_the_prediction_and_names_each_axis():
     truth = ESTIMATORS["roofline"](A100, SOME_COEFFICIENTS["roofline"])
     cfg = TransformerConfig(d_model=512, n_layers=8, n_heads=8, seq_len=256)
