@@ -339,3 +339,20 @@ def test_fits_stack_the_steps_into_few_batches_with_every_number_unchanged():
     estimator = ESTIMATORS["roofline"](A100, SOME_COEFFICIENTS["roofline"])
     X, _ = estimator._feature_rows(steps)
     assert np.array_equal(X, np.array([estimator.features(cfg, setup) for cfg, setup, _ in steps]))
+
+
+def test_no_fitted_coefficients_make_a_step_faster_than_the_peak():
+    # a matmul coefficient far below the roofline would promise more flops than the device has; the
+    # prediction stops at the step's flops at peak (MFU <= 100%)
+    fast = dict(SOME_COEFFICIENTS["roofline"], matmul_seconds=0.01, attention_seconds=0.01,
+                memory_bound_seconds=0.0, kernel_launch_seconds=0.0, host_bound_seconds=0.0, constant_seconds=0.0)
+    model = ESTIMATORS["roofline"](A100, fast)
+    cfg = TransformerConfig(d_model=4096, n_layers=4, n_heads=32, seq_len=2048)
+    setup = TrainSetup(micro_batch_size=8, precision="bf16")
+    step = ledger(cfg, setup)
+    floor = float(step.total("flops")) / A100.peak("bf16")
+    assert float(model.predict_features(model.features(cfg, setup))) < floor  # the raw fit would beat the peak
+    assert float(model.predict(cfg, setup)) == floor
+    from timelaw import predict_loss
+
+    assert predict_loss(cfg, hours=1, setup=setup, profile=model).mfu <= 1.0

@@ -161,7 +161,11 @@ class StepTimeEstimator:
         if not hasattr(self, "coef_"):
             raise NotFittedError(f"{self.name} estimator is not fitted and its profile has no coefficients")
         check_layout(setup, self.system)
-        return self.predict_features(self.features(cfg, setup, step))
+        step = step_ledger(cfg, setup, step)
+        seconds = self.predict_features(self.features(cfg, setup, step))
+        # Never faster than the device computes the step's flops at its peak: fitted coefficients below the
+        # roofline (or a utilisation above 1) could otherwise promise an MFU above 100%.
+        return np.maximum(seconds, np.asarray(step.total("flops")) / self.profile.peak(setup.precision))
 
     def mape(self, measurements: Iterable[Measurement]) -> float:
         """Mean absolute percentage error on measurements (use ones not fitted on)."""

@@ -17,11 +17,3 @@ class MemcopyEstimator(StepTimeEstimator):
         step = step_ledger(cfg, setup, step)
         moved = np.asarray(step.total("bytes")) / self.profile.memory_bandwidth
         return np.stack([moved, np.ones_like(moved)], axis=-1)
-
-    def predict(self, cfg, setup, step=None):
-        """Seconds per step, never below the step's flops at the device's peak: bytes alone can price a
-        compute-bound step faster than the device computes (an MFU above 100%)."""
-        step = step_ledger(cfg, setup, step)
-        seconds = super().predict(cfg, setup, step)
-        flops = step.total("flops")
-        return np.maximum(seconds, np.asarray(flops) / self.profile.peak(setup.precision))
