@@ -28,8 +28,9 @@ def row(plan, seconds: float) -> dict:
     return {"devices": plan.devices, "loss": plan.loss, "hours": plan.hours, "dollars": plan.dollars,
             "d_model": plan.config.d_model, "n_layers": plan.config.n_layers, "n_params": plan.n_params,
             "tokens_per_step": plan.tokens_per_step, "seconds_per_step": plan.seconds_per_step, "mfu": plan.mfu,
-            "layout": {"tensor": s.tensor_parallel, "pipeline": s.pipeline_parallel, "interleave": s.pipeline_interleave,
-                       "data": s.data_parallel, "zero_stage": s.zero_stage, "micro_batch": s.micro_batch_size,
+            "layout": {"tensor": s.tensor_parallel, "pipeline": s.pipeline_parallel,
+                       "interleave": s.pipeline_interleave, "data": s.data_parallel, "zero_stage": s.zero_stage,
+                       "micro_batch": s.micro_batch_size,
                        "checkpointing": s.activation_checkpointing},
             "refined": any(n.startswith("layout refined by best_layout") for n in plan.notes),
             "search_seconds": seconds}
@@ -57,7 +58,8 @@ def main() -> dict:
         "dollars_are_devices_x_hours_x_price": all(
             abs(p["dollars"] - p["devices"] * p["hours"] * PRICE) <= 1e-9 * p["dollars"] for p in plans.values()),
         "cheapest_meets_the_64_device_loss_in_time_for_no_more": (
-            cheap["loss"] <= target and cheap["hours"] <= HOURS and cheap["dollars"] <= plans[64]["dollars"] * (1 + 1e-9)),
+            cheap["loss"] <= target and cheap["hours"] <= HOURS
+            and cheap["dollars"] <= plans[64]["dollars"] * (1 + 1e-9)),
     }
     print(checks)
     result = {"system": SYSTEM, "hours": HOURS, "price": PRICE, "optimize": {str(k): v for k, v in plans.items()},

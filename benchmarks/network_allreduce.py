@@ -103,7 +103,8 @@ def main() -> dict:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "network_allreduce.json").write_text(json.dumps(result, indent=1))
     for r in rows:
-        print(f"{r['nodes']} nodes {r['message_bytes'] / 2 ** 30:4.0f} GiB  measured busbw {r['measured_busbw_GBps']:6.1f} GB/s  "
+        print(f"{r['nodes']} nodes {r['message_bytes'] / 2 ** 30:4.0f} GiB  "
+              f"measured busbw {r['measured_busbw_GBps']:6.1f} GB/s  "
               f"predicted {r['predicted_busbw_GBps']:6.1f}  time error {r['error_percent']:+6.1f}%  "
               f"{r['algorithm']:12s} {r['system']}")
     return result

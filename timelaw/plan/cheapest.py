@@ -50,7 +50,8 @@ def cheapest(target_loss: float, deadline_hours: float, *, profile=None, max_dev
     best, best_reachable = None, (np.inf, None)
     start = time.perf_counter()
     triples = layouts(max_devices, devices_per_node(estimator), tensor_parallel_sizes,
-                      counts=None if devices is None else tuple(devices), pipeline_parallel_sizes=pipeline_parallel_sizes)
+                      counts=None if devices is None else tuple(devices),
+                      pipeline_parallel_sizes=pipeline_parallel_sizes)
     if not triples:
         raise ValueError(f"no device count up to {max_devices} splits into tensor_parallel_sizes "
                          f"{tuple(tensor_parallel_sizes)} x pipeline_parallel_sizes {tuple(pipeline_parallel_sizes)}")
@@ -87,7 +88,8 @@ def _plans(candidates, at_deadline, target: float, deadline: float, devices: int
     plans = []
     able = np.flatnonzero(at_deadline.loss <= target)
     if able.size:
-        steps = steps_to_reach(candidates, able, target, law_choice, unique_tokens, min_steps, at_deadline.steps[able])
+        steps = steps_to_reach(candidates, able, target, law_choice, unique_tokens, min_steps,
+                               at_deadline.steps[able])
         seconds = steps * candidates.column("seconds_per_step")[able]
         k = int(np.lexsort((seconds, devices * seconds))[0])  # cheapest, then fastest
         index, steps_k, setup = int(able[k]), float(steps[k]), candidates.config_and_setup(int(able[k]))[1]

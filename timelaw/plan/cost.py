@@ -5,9 +5,9 @@ priced by the step-time model with its collectives on the profile's interconnect
 count are searched and the best kept. Money: dollars = devices x hours x dollars_per_device_hour (an idle
 device counts as paid), energy = devices x hours x watts_per_device. Counts are the powers of two up to
 max_devices (and max_devices itself); on a System, powers of two inside one node and then whole nodes (1, 2,
-4, ... nodes, and the most that max_devices allows), each priced on the links it crosses. Each count is searched on the tensor and
-pipeline sizes asked for (default: every device a data-parallel copy); the best candidate of each count then
-gets the fastest layout best_layout finds for it (timelaw.plan.refine).
+4, ... nodes, and the most that max_devices allows), each priced on the links it crosses. Each count is
+searched on the tensor and pipeline sizes asked for (default: every device a data-parallel copy); the best
+candidate of each count then gets the fastest layout best_layout finds for it (timelaw.plan.refine).
 """
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ import numpy as np
 from timelaw.config import TrainSetup
 from timelaw.plan.evaluate import law_inputs, loss_for_tokens
 
-__all__ = ["Prices", "device_counts", "devices_per_node", "with_devices", "layouts", "costed", "loss_at_steps", "steps_to_reach",
-           "positive_number"]
+__all__ = ["Prices", "device_counts", "devices_per_node", "with_devices", "layouts", "costed", "loss_at_steps",
+           "steps_to_reach", "positive_number"]
 
 
 def positive_number(value, name: str) -> float:
@@ -76,7 +76,8 @@ def with_devices(setup: TrainSetup, devices: int, tensor_parallel: int = 1, pipe
     stages, the rest data-parallel copies (its global batch is chosen by the search)."""
     if devices == 1 and tensor_parallel == 1 and pipeline_parallel == 1:
         return setup
-    fields = {**setup.model_dump(), "data_parallel": setup.data_parallel * devices // (tensor_parallel * pipeline_parallel),
+    model_parallel = tensor_parallel * pipeline_parallel
+    fields = {**setup.model_dump(), "data_parallel": setup.data_parallel * devices // model_parallel,
               "tensor_parallel": tensor_parallel, "pipeline_parallel": pipeline_parallel, "global_batch_size": None}
     return TrainSetup(**fields)
 

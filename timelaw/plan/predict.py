@@ -160,9 +160,10 @@ def law_notes(law_choice: LawChoice, excursions, inputs: dict, loss: float, step
                          f"at this loss ({float(critical.tokens(loss)):,.0f} tokens): each token counts "
                          f"{1 / (1 + ratio):.0%} of a small-batch token")
         if steps is not None and critical.min_steps is not None and steps < critical.min_steps:
+            source = critical.source.split(" (")[0]
             notes.append(f"{steps:,.0f} optimizer steps is below the {critical.min_steps:,.0f} of the runs the batch "
-                         f"term was measured on ({critical.source.split(' (')[0]}): so short a run is mostly warmup, and its "
-                         "batch discount is an extrapolation")
+                         f"term was measured on ({source}): so short a run is mostly warmup, and its batch "
+                         "discount is an extrapolation")
     if loss >= 0.9 * math.log(float(inputs["vocab_size"])):
         notes.append(f"the loss is near ln(vocab) = {math.log(float(inputs['vocab_size'])):.2f}, a uniform guess: "
                      "the model has barely started training")

@@ -275,8 +275,12 @@ def optimize(hours=None, minutes=None, seconds=None, *, profile=None, law=None, 
     law_choice = resolve_law(law, unique_tokens, n_count)
     start = time.perf_counter()
     chosen, generated = None, 0
-    for devices, tensor, pipeline in layouts(max_devices, devices_per_node(estimator), tensor_parallel_sizes,
-                                             pipeline_parallel_sizes=pipeline_parallel_sizes):
+    triples = layouts(max_devices, devices_per_node(estimator), tensor_parallel_sizes,
+                      pipeline_parallel_sizes=pipeline_parallel_sizes)
+    if not triples:
+        raise ValueError(f"no device count up to {max_devices} splits into tensor_parallel_sizes "
+                         f"{tuple(tensor_parallel_sizes)} x pipeline_parallel_sizes {tuple(pipeline_parallel_sizes)}")
+    for devices, tensor, pipeline in triples:
         if dollars is not None:  # the hours the money buys on this many devices, within any deadline
             budget = money / (prices.dollars_per_device_hour * devices) * 3600.0
             budget = budget if deadline is None else min(budget, deadline)

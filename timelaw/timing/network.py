@@ -58,9 +58,9 @@ from timelaw.devices.system import Link, System
 from timelaw.ledger import Op
 from timelaw.timing.parallel import HALF_ALL_REDUCE
 
-__all__ = ["check_layout", "group_spread", "pipeline_crosses_nodes", "crosses_nodes", "collective_seconds", "all_reduce_seconds",
-           "intra_node_all_reduce_seconds", "ring_all_reduce_seconds",
-           "cross_node_ring_seconds", "p2p_seconds"]
+__all__ = ["check_layout", "group_spread", "pipeline_crosses_nodes", "crosses_nodes", "collective_seconds",
+           "all_reduce_seconds", "intra_node_all_reduce_seconds", "ring_all_reduce_seconds", "cross_node_ring_seconds",
+           "cross_node_tree_seconds", "p2p_seconds"]
 
 
 def check_layout(setup: TrainSetup, system: System | None) -> None:
