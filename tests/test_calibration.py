@@ -112,6 +112,7 @@ def test_bounded_fit_keeps_every_class_of_work_at_or_above_its_microbenchmark():
     assert coef["matmul_seconds"] == pytest.approx(1.0)
     # a single device measures no collective: those terms keep their face value instead of 0
     assert coef["tensor_parallel_seconds"] == coef["pipeline_parallel_seconds"] == coef["data_parallel_seconds"] == 1.0
+    assert coef["network_seconds"] == 1.0  # nor the network between nodes
     # with the matmul term at >= 1x its microbenchmark, no predicted step beats its flops at peak
     from timelaw.plan.predict import model_flops_per_step
 

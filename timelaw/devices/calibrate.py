@@ -48,7 +48,8 @@ LOWER_BOUNDS = {
                  "optimizer_seconds": 1.0},
 }
 # Terms no calibration step exercises (collectives on one device) keep their roofline value.
-UNMEASURED = {"tensor_parallel_seconds": 1.0, "pipeline_parallel_seconds": 1.0, "data_parallel_seconds": 1.0}
+UNMEASURED = {"tensor_parallel_seconds": 1.0, "pipeline_parallel_seconds": 1.0, "data_parallel_seconds": 1.0,
+              "network_seconds": 1.0}
 
 
 class CalibrationError(RuntimeError):
