@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import pytest
 
 from timelaw import TrainSetup, cheapest, optimize, predict_loss
@@ -140,3 +142,21 @@ def test_pipeline_parallel_sizes_are_searched_and_split_the_layers():
     assert best.setup.n_devices == best.devices and best.devices in (4, 8)
     with pytest.raises(ValueError, match="pipeline_parallel_sizes"):
         optimize(hours=1, profile="dgx-h100-80gb", space=space, max_devices=8, pipeline_parallel_sizes=(0,))
+
+
+def test_the_pruned_bisection_finds_the_same_fastest_plan_as_bisecting_every_candidate():
+    from timelaw.plan.cost import fastest_to_reach, steps_to_reach
+    from timelaw.plan.inputs import resolve_device, resolve_law, resolve_setup
+    from timelaw.plan.search import outcome, price_candidates
+
+    estimator, device = resolve_device(H100, "roofline")
+    law = resolve_law(None)
+    candidates = price_candidates(SMALL, resolve_setup(None, device), estimator)
+    at_deadline = outcome(candidates, 2 * 3600.0, law, None, SMALL.min_steps)
+    target = float(np.quantile(at_deadline.loss[np.isfinite(at_deadline.loss)], 0.3))
+    able = np.flatnonzero(at_deadline.loss <= target)
+    assert able.size > 50
+    steps = steps_to_reach(candidates, able, target, law, None, SMALL.min_steps, at_deadline.steps[able])
+    seconds = steps * candidates.column("seconds_per_step")[able]
+    k, steps_k = fastest_to_reach(candidates, able, target, law, None, SMALL.min_steps, at_deadline.steps[able])
+    assert k == int(np.argmin(seconds)) and steps_k == steps[k]

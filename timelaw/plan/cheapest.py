@@ -13,8 +13,8 @@ from dataclasses import replace
 import numpy as np
 
 from timelaw.config import TrainSetup
-from timelaw.plan.cost import (Prices, costed, devices_per_node, layouts, loss_at_steps, positive_number,
-                               steps_to_reach, with_devices)
+from timelaw.plan.cost import (Prices, costed, devices_per_node, fastest_to_reach, layouts, loss_at_steps,
+                               positive_number, steps_to_reach, with_devices)
 from timelaw.plan.inputs import resolve_device, resolve_law, resolve_setup
 from timelaw.plan.predict import Prediction, predict_resolved
 from timelaw.plan.refine import faster_layout
@@ -87,12 +87,10 @@ def _plans(candidates, at_deadline, target: float, deadline: float, devices: int
     rate = prices.dollars_per_device_hour or 1.0
     plans = []
     able = np.flatnonzero(at_deadline.loss <= target)
-    if able.size:
-        steps = steps_to_reach(candidates, able, target, law_choice, unique_tokens, min_steps,
-                               at_deadline.steps[able])
-        seconds = steps * candidates.column("seconds_per_step")[able]
-        k = int(np.lexsort((seconds, devices * seconds))[0])  # cheapest, then fastest
-        index, steps_k, setup = int(able[k]), float(steps[k]), candidates.config_and_setup(int(able[k]))[1]
+    if able.size:  # on one device count the cheapest is the fastest: cost = devices x time x price
+        k, steps_k = fastest_to_reach(candidates, able, target, law_choice, unique_tokens, min_steps,
+                                      at_deadline.steps[able])
+        index, setup = int(able[k]), candidates.config_and_setup(int(able[k]))[1]
         faster = faster_layout(candidates, index, estimator, devices, method) if refine_layout else None
         step_seconds = float(candidates.column("seconds_per_step")[index]) if faster is None else faster[1]
         setup = setup if faster is None else faster[0]  # the same steps on a faster layout: sooner, cheaper
