@@ -65,10 +65,11 @@ def test_norms_and_residuals_work_on_a_quarter_of_the_tokens():
 
 def test_split_activations():
     memory = {sp: timelaw.ledger(CFG, layout(sp)).memory.activation_bytes_no_checkpointing for sp in (False, True)}
-    # per block: the two norms' inputs and outputs, 4 x 256 tokens x 256 x 2 bytes = 524288, and their fp32
-    # mean and rstd, 2 x 2 x 4 x 256 = 4096; sequence parallelism keeps a quarter: 3/4 x 528384 saved per
-    # block, 2 blocks, one micro-batch in flight
-    assert memory[False] - memory[True] == pytest.approx(2 * 0.75 * 528384, rel=1e-12)
+    # per block: the two norms' inputs and outputs, 4 x 256 tokens x 256 x 2 bytes = 524288, their fp32
+    # mean and rstd, 2 x 2 x 4 x 256 = 4096, and autocast's fp32 residual (the norms' inputs are 4 bytes,
+    # not 2), 2 x 256 x 256 x 2 = 262144: 790528; sequence parallelism keeps a quarter: 3/4 x 790528 saved
+    # per block, 2 blocks, one micro-batch in flight
+    assert memory[False] - memory[True] == pytest.approx(2 * 0.75 * 790528, rel=1e-12)
 
 
 def test_without_tensor_parallelism_it_changes_nothing_and_bad_lengths_are_refused():

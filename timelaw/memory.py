@@ -3,7 +3,8 @@
 Weights, gradients and optimizer state are exact for the reference model trained with torch (fp32 master
 weights and gradients under autocast; AdamW keeps two fp32 moments and a 4-byte step counter per tensor).
 Activations are an estimate in the manner of Korthikanti et al. 2022 (the tensors autograd saves per block),
-with no, full or selective activation checkpointing.
+with no, full or selective activation checkpointing, and what autocast adds (16-bit weight copies, the fp32
+residual stream): within 6% of what the reference model saves, in fp32 and in 16 bits (tests/test_ledger.py).
 """
 from __future__ import annotations
 
@@ -59,15 +60,33 @@ def _saved_per_layer(s: ShapeBatch, setup: TrainSetup) -> np.ndarray:
     split = tp if (setup.sequence_parallel and tp > 1) else 1  # sequence parallelism splits the norms' tokens
     saved = (4 * tokens * d * elem + 2 * norm_stats) / split  # each norm's input and output
     saved += tokens * (heads + 2 * kv_heads) * hd * elem  # q, k, v
-    if s.positions == "rotary":
-        saved += tokens * (heads + kv_heads) * hd * elem
     if setup.attention == "flash":
         saved += tokens * heads * hd * elem + FP32 * s.micro_batch_size * heads * s.seq_len  # output, lse
     else:
         saved += _attention_scores(s, setup) + tokens * heads * hd * elem
     saved += tokens * heads * hd * elem  # input of the output projection
     saved += (4 if s.mlp in ("swiglu", "geglu") else 2) * tokens * ff * elem
+    if elem < FP32:  # autocast, as the reference model trains in 16 bits
+        saved += _autocast_extra_per_layer(s, setup)
     return saved
+
+
+def _autocast_extra_per_layer(s: ShapeBatch, setup: TrainSetup) -> np.ndarray:
+    """What autocast makes a block keep beyond the 16-bit estimate (measured on the reference model with
+    saved-tensor hooks, tests/test_ledger.py): the residual stream stays fp32, so each norm's saved input
+    is 4 bytes, not 2; each linear layer casts the norm's output again (autocast caches weight casts only),
+    so a gated MLP keeps two 16-bit copies; torch's RMSNorm keeps an fp32 tensor of its own; and each weight
+    matrix's 16-bit copy, cast for this micro-batch, is saved for the backward of its product."""
+    tp, elem = setup.tensor_parallel, setup.bytes_per_element
+    split = tp if (setup.sequence_parallel and tp > 1) else 1
+    tokens, d, hd = s.micro_batch_size * s.seq_len, s.d_model, s.head_dim
+    heads, kv_heads, ff = s.n_heads / tp, s.n_kv_heads / tp, s.d_ff / tp
+    gated = s.mlp in ("swiglu", "geglu")
+    norms = 2 * tokens * d * (FP32 - elem)  # the two norms' fp32 inputs
+    norms = norms + (tokens * d * elem if gated else 0.0)  # the MLP's second cast of its norm's output
+    norms = norms + (2 * tokens * d * FP32 if s.norm == "rmsnorm" else 0.0)
+    matrices = d * (heads + 2 * kv_heads) * hd + heads * hd * d + (3 if gated else 2) * d * ff
+    return norms / split + matrices * elem
 
 
 def memory_footprint(s: ShapeBatch, setup: TrainSetup) -> MemoryFootprint:
