@@ -249,3 +249,11 @@ def test_layout_errors_name_the_flag(capsys):
     assert "use more devices or a smaller model" in err
     err = run_error(capsys, "layout", "--devices", "2", "--global-batch-size", "8")
     assert err == "timelaw layout: error: give the model as --config PATH, or as --d-model and --layers"
+
+
+def test_weights_in_16_bits_reaches_the_setup(capsys):
+    plain = run_json(capsys, "predict", *MODEL, "--hours", "1", "--system", "dgx-a100-80gb")
+    megatron = run_json(capsys, "predict", *MODEL, "--hours", "1", "--system", "dgx-a100-80gb",
+                        "--weights-in-16-bits")
+    assert megatron["setup"]["weights_in_16_bits"] is True and "weights_in_16_bits" not in plain["setup"]
+    assert megatron["memory_bytes"] < plain["memory_bytes"]  # no autocast copies, a 16-bit residual stream

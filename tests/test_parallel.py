@@ -133,11 +133,12 @@ def test_pipeline_sends_activations_and_syncs_the_tied_embedding():
     # one exchange per micro-batch each way (each send rides with the opposite receive on a full-duplex
     # link), each tensor rank sending its half of the activation (Megatron's scatter/gather) ...
     assert [(op.phase, float(op.count)) for op in p2p] == [("forward", 2.0), ("backward", 2.0)]
-    assert all(float(op.message_bytes) == 2 * 16 * 64 * 2 / 2 and op.axis == "pipeline" for op in p2p)
+    # (the residual stream is fp32 under autocast: 4 bytes an element)
+    assert all(float(op.message_bytes) == 2 * 16 * 64 * 4 / 2 and op.axis == "pipeline" for op in p2p)
     # ... and the receiving tensor group all-gathering the whole of it
     gathers = [op for op in ledger(CFG, PARALLEL).ops if op.name == "pipeline.tp_all_gather"]
     assert [(op.phase, float(op.count), float(op.message_bytes)) for op in gathers] == [
-        ("forward", 2.0, 2 * 16 * 64 * 2), ("backward", 2.0, 2 * 16 * 64 * 2)]
+        ("forward", 2.0, 2 * 16 * 64 * 4), ("backward", 2.0, 2 * 16 * 64 * 4)]
     # the first and last stages each hold the tied embedding (its vocabulary half on this tensor rank) and
     # all-reduce its fp32 gradient once per step: 96 / 2 x 64 x 4 bytes
     tied = ops["embed.pipeline_tied_all_reduce"]

@@ -42,6 +42,7 @@ FLAGS: dict[str, Union[str, dict[str, Optional[str]]]] = {
     "sequence_parallel": "--sequence-parallel",
     "zero_stage": "--zero-stage",
     "overlap_grad_reduce": "--overlap-grad-reduce",
+    "weights_in_16_bits": "--weights-in-16-bits",
     # budgets and planner options
     "hours": "--hours",
     "minutes": "--minutes",

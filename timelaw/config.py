@@ -191,6 +191,11 @@ class TrainSetup(BaseModel):
     zero_stage: int = Field(
         default=0, ge=0, le=3, description="what data-parallel ranks shard (ZeRO; 3 is FSDP's full sharding): "
                                            "0 nothing, 1 optimizer state, 2 and gradients, 3 and weights")
+    weights_in_16_bits: bool = Field(
+        default=False, description="keep the weights (and the residual stream) in the 16-bit precision with fp32 "
+                                   "master weights in the optimizer, as Megatron-LM, DeepSpeed's bf16 and FSDP's "
+                                   "param_dtype do; False: fp32 weights cast by torch autocast, as the reference "
+                                   "model trains; nothing in fp32")
     # Last, so that its validator sees the micro batch and data-parallel size.
     global_batch_size: Optional[int] = Field(default=None, gt=0, description="sequences per optimizer step")
 
@@ -222,13 +227,13 @@ class TrainSetup(BaseModel):
 
     @model_serializer(mode="wrap")
     def _omit_default_interleave(self, handler):
-        """pipeline_interleave = 1 (plain 1F1B), sequence_parallel = False, overlap_grad_reduce = False and
-        zero_stage = 0 are left out of dumps, so setups (and the run ids hashed from them) read as they did
+        """pipeline_interleave = 1 (plain 1F1B), sequence_parallel = False, overlap_grad_reduce = False,
+        zero_stage = 0 and weights_in_16_bits = False are left out of dumps, so setups (and the run ids hashed from them) read as they did
         before the fields existed."""
         data = handler(self)
         if isinstance(data, dict):
             for name, default in (("pipeline_interleave", 1), ("sequence_parallel", False),
-                                  ("overlap_grad_reduce", False), ("zero_stage", 0)):
+                                  ("overlap_grad_reduce", False), ("zero_stage", 0), ("weights_in_16_bits", False)):
                 if data.get(name) == default:
                     data.pop(name)
         return data
@@ -245,6 +250,22 @@ class TrainSetup(BaseModel):
     @property
     def bytes_per_element(self) -> int:
         return BYTES_PER_ELEMENT[self.precision]
+
+    @property
+    def autocast(self) -> bool:
+        """16-bit training with fp32 weights cast op by op (torch autocast), as opposed to fp32 training or
+        16-bit weights (weights_in_16_bits)."""
+        return self.precision != "fp32" and not self.weights_in_16_bits
+
+    @property
+    def master_weights(self) -> bool:
+        """16-bit weights with fp32 master copies kept by the optimizer (weights_in_16_bits, not in fp32)."""
+        return self.precision != "fp32" and self.weights_in_16_bits
+
+    @property
+    def residual_bytes(self) -> int:
+        """Bytes per element of the residual stream: fp32 under autocast, else the precision's."""
+        return 4 if self.autocast else self.bytes_per_element
 
 
 def check_compatible(cfg: TransformerConfig, setup: TrainSetup) -> None:

@@ -37,9 +37,9 @@ ADAMW_BYTES_READ, ADAMW_BYTES_WRITTEN = 16, 12
 # Flash attention per (query, key, head channel): 2 products forward (scores, weighted values), 5 backward
 # (the kernel recomputes the scores instead of storing them); a multiply-add is 2 flops.
 FLASH_FORWARD_FLOPS, FLASH_BACKWARD_FLOPS = 4, 10
-# Under autocast the residual stream, the norms and the embeddings stay fp32; only the matmul inputs are
-# cast to 16 bits, each by its own kernel (fp32 training is unchanged: everything is 4 bytes).
-RESIDUAL_BYTES = 4
+# Under autocast the residual stream, the norms and the embeddings stay fp32 (TrainSetup.residual_bytes);
+# only the matmul inputs are cast to 16 bits, each by its own kernel. With weights_in_16_bits everything the
+# model holds is 16-bit, and fp32 training is 4 bytes throughout: no casts in either.
 # torch's default AdamW on a GPU is the foreach implementation: 8 multi-tensor ops per step, each launching
 # one kernel per list of up to ~64 tensors or ~21M elements (320 blocks of 65,536), not 12 per tensor.
 ADAMW_FOREACH_OPS, FOREACH_TENSORS_PER_KERNEL, FOREACH_ELEMENTS_PER_KERNEL = 8, 64, 320 * 65536
@@ -127,18 +127,19 @@ def _norm(name, s: ShapeBatch, tokens, elem_bytes) -> Op:
     return replace(op, bytes_read=op.bytes_read + weight)
 
 
-def _autocast_cast(name, elements, elem_bytes) -> list[Op]:
-    """Autocast's cast of an fp32 activation to 16 bits before a matmul (none in fp32 training)."""
-    if np.all(elem_bytes == RESIDUAL_BYTES):
+def _autocast_cast(name, elements, elem_bytes, residual_bytes) -> list[Op]:
+    """Autocast's cast of an fp32 activation to 16 bits before a matmul (none when the residual stream is
+    already in the matmul's precision)."""
+    if np.all(elem_bytes == residual_bytes):
         return []
-    return [Op(name, "elementwise", "forward", flops=0.0, bytes_read=elements * RESIDUAL_BYTES,
+    return [Op(name, "elementwise", "forward", flops=0.0, bytes_read=elements * residual_bytes,
                bytes_written=elements * elem_bytes, kernels=1.0)]
 
 
-def _residual(name, tokens, d, elem_bytes) -> Op:
-    """x + f(x): the fp32 residual stream plus the block's output (16-bit under autocast), written as fp32."""
+def _residual(name, tokens, d, elem_bytes, residual_bytes) -> Op:
+    """x + f(x): the residual stream (fp32 under autocast) plus the block's output, written as the stream."""
     return Op(name, "elementwise", "forward", flops=2 * tokens * d,
-              bytes_read=tokens * d * (RESIDUAL_BYTES + elem_bytes), bytes_written=tokens * d * RESIDUAL_BYTES,
+              bytes_read=tokens * d * (residual_bytes + elem_bytes), bytes_written=tokens * d * residual_bytes,
               kernels=1.0)
 
 
@@ -194,13 +195,13 @@ def _mlp(s: ShapeBatch, ff, tokens, elem_bytes) -> list[Op]:
 
 def _layer_forward(s: ShapeBatch, setup: TrainSetup) -> list[Op]:
     """One transformer block's forward pass on one micro-batch, with its backward-pass twin ops."""
-    tp, elem = setup.tensor_parallel, setup.bytes_per_element
+    tp, elem, stream = setup.tensor_parallel, setup.bytes_per_element, setup.residual_bytes
     tokens, d, hd = s.micro_batch_size * s.seq_len, s.d_model, s.head_dim
     heads, kv_heads, ff = s.n_heads / tp, s.n_kv_heads / tp, s.d_ff / tp
     sp = setup.sequence_parallel and tp > 1
     local = tokens / tp if sp else tokens  # sequence parallelism splits the norms' and residuals' tokens
 
-    ops = [_norm("attn.norm", s, local, RESIDUAL_BYTES), *_autocast_cast("attn.norm.cast", local * d, elem),
+    ops = [_norm("attn.norm", s, local, stream), *_autocast_cast("attn.norm.cast", local * d, elem, stream),
            *_sp_gather("attn", tokens * d * elem, tp, sp),
            _gemm("attn.qkv", 1, tokens, (heads + 2 * kv_heads) * hd, d, elem)]
     if s.positions == "rotary":
@@ -210,15 +211,15 @@ def _layer_forward(s: ShapeBatch, setup: TrainSetup) -> list[Op]:
     ops.append(_gemm("attn.out", 1, tokens, d, heads * hd, elem))
     if tp > 1:
         ops.append(_tp_reduce("attn", tokens * d * elem, tp, sp))
-    ops.append(_residual("attn.residual", local, d, elem))
-    ops.append(_norm("mlp.norm", s, local, RESIDUAL_BYTES))
+    ops.append(_residual("attn.residual", local, d, elem, stream))
+    ops.append(_norm("mlp.norm", s, local, stream))
     # each linear layer the norm feeds casts its input again (autocast caches only weight casts)
-    ops += _autocast_cast("mlp.norm.cast", local * d, elem) * (2 if s.mlp in GATED_MLPS else 1)
+    ops += _autocast_cast("mlp.norm.cast", local * d, elem, stream) * (2 if s.mlp in GATED_MLPS else 1)
     ops += _sp_gather("mlp", tokens * d * elem, tp, sp)
     ops += _mlp(s, ff, tokens, elem)
     if tp > 1:
         ops.append(_tp_reduce("mlp", tokens * d * elem, tp, sp))
-    ops.append(_residual("mlp.residual", local, d, elem))
+    ops.append(_residual("mlp.residual", local, d, elem, stream))
     return ops
 
 
@@ -250,15 +251,15 @@ def _with_backward(forward_ops: list[Op]) -> list[Op]:
 
 def _embedding(s: ShapeBatch, setup: TrainSetup) -> list[Op]:
     """Token and position embeddings, forward and backward: the first pipeline stage's extra work."""
-    tp, elem = setup.tensor_parallel, setup.bytes_per_element
+    tp, elem, stream = setup.tensor_parallel, setup.bytes_per_element, setup.residual_bytes
     tokens, d, vocab = s.micro_batch_size * s.seq_len, s.d_model, s.vocab_size / tp
-    # fp32 tables (autocast does not cast embeddings): the residual stream starts fp32
+    # tables in the stream's precision (autocast does not cast embeddings): the residual stream starts there
     fwd = [Op("embed.tokens", "embedding", "forward", flops=0.0,
-              bytes_read=tokens * (INDEX_BYTES + d * RESIDUAL_BYTES), bytes_written=tokens * d * RESIDUAL_BYTES,
+              bytes_read=tokens * (INDEX_BYTES + d * stream), bytes_written=tokens * d * stream,
               kernels=1.0)]
     if s.positions == "learned":
         fwd.append(_stream("embed.positions", "elementwise", tokens * d + s.seq_len * d, tokens * d,
-                           1.0, RESIDUAL_BYTES, kernels=2.0))
+                           1.0, stream, kernels=2.0))
     sp = setup.sequence_parallel and tp > 1
     if tp > 1:  # the vocabulary is split over tensor ranks, so each holds part of every token's embedding
         fwd.append(_tp_reduce("embed", tokens * d * elem, tp, sp))
@@ -268,19 +269,19 @@ def _embedding(s: ShapeBatch, setup: TrainSetup) -> list[Op]:
                 for b in _backward(op)]
     # The token-embedding gradient is a scatter-add into a dense fp32 table that starts at zero.
     backward.append(Op("embed.tokens.grad", "embedding", "backward", flops=tokens * d,
-                       bytes_read=tokens * (INDEX_BYTES + d * RESIDUAL_BYTES), bytes_written=vocab * d * GRAD_BYTES,
+                       bytes_read=tokens * (INDEX_BYTES + d * stream), bytes_written=vocab * d * GRAD_BYTES,
                        kernels=2.0))
     return [replace(op, stage="first") for op in fwd + backward]
 
 
 def _head(s: ShapeBatch, setup: TrainSetup) -> list[Op]:
     """Final norm, output head and loss, forward and backward: the last pipeline stage's extra work."""
-    tp, elem = setup.tensor_parallel, setup.bytes_per_element
+    tp, elem, stream = setup.tensor_parallel, setup.bytes_per_element, setup.residual_bytes
     tokens, d, vocab = s.micro_batch_size * s.seq_len, s.d_model, s.vocab_size / tp
     sp = setup.sequence_parallel and tp > 1
     local = tokens / tp if sp else tokens
     gather = _sp_gather("final", tokens * d * elem, tp, sp)
-    fwd = [_norm("final.norm", s, local, RESIDUAL_BYTES), *_autocast_cast("final.norm.cast", local * d, elem),
+    fwd = [_norm("final.norm", s, local, stream), *_autocast_cast("final.norm.cast", local * d, elem, stream),
            *gather, _gemm("head", 1, tokens, vocab, d, elem),
            # logits cast to fp32, log-softmax, negative log-likelihood
            Op("loss.cross_entropy", "loss", "forward", flops=5 * tokens * vocab,
@@ -324,13 +325,16 @@ def _weight_ops(s: ShapeBatch, setup: TrainSetup) -> list[Op]:
     updated = params / dp if zero >= 1 else params
     accumulated = params / dp if zero >= 2 else params
     ops = []
-    if setup.precision != "fp32":
+    if setup.autocast:
         # autocast casts each weight to 16 bits once per forward, and the weight gradient back to fp32
         weights = _matmul_weights(s, setup)
         cast = Op("weights.cast", "elementwise", "forward", flops=weights, bytes_read=4 * weights,
                   bytes_written=2 * weights, kernels=tensors, count=micro)
         ops += [cast, replace(cast, name="weights.cast.grad", phase="backward",
                               bytes_read=2 * weights, bytes_written=4 * weights)]
+    elif setup.master_weights:  # the updated fp32 master weights copied to the 16-bit model, once per step
+        ops.append(Op("weights.copy_to_model", "elementwise", "optimizer", flops=0.0, bytes_read=4 * updated,
+                      bytes_written=2 * updated, kernels=tensors))
     ops.append(Op("grads.accumulate", "elementwise", "backward", flops=accumulated,
                   bytes_read=2 * GRAD_BYTES * accumulated, bytes_written=GRAD_BYTES * accumulated, kernels=tensors,
                   count=micro - 1))
@@ -360,8 +364,10 @@ def _data_parallel_collectives(params, setup: TrainSetup, micro, zero: int) -> l
         return []
     if zero == 0:
         return [_collective("grads.dp_all_reduce", "all_reduce", message, dp, "data", "communication")]
+    # the weights travel as the model holds them: fp32 under autocast, 16-bit with weights_in_16_bits
+    weights = params * (setup.bytes_per_element if setup.master_weights else GRAD_BYTES)
     scatter = _collective("grads.dp_reduce_scatter", "reduce_scatter", message, dp, "data", "backward")
-    gather = _collective("params.dp_all_gather", "all_gather", message, dp, "data", "communication")
+    gather = _collective("params.dp_all_gather", "all_gather", weights, dp, "data", "communication")
     if zero == 1:
         return [replace(scatter, phase="communication"), gather]
     if zero == 2:
@@ -414,7 +420,7 @@ def _pipeline_exchanges(s: ShapeBatch, setup: TrainSetup) -> list[Op]:
     the activation (Megatron's scatter/gather of pipeline tensors, Narayanan et al. 2021 section 4.1), and
     the receiving group all-gathers it inside the node; with sequence parallelism it is split already."""
     tp, micro = setup.tensor_parallel, s.grad_accum_steps
-    activation = s.micro_batch_size * s.seq_len * s.d_model * setup.bytes_per_element
+    activation = s.micro_batch_size * s.seq_len * s.d_model * setup.residual_bytes  # the residual stream
     exchanges = micro * setup.pipeline_interleave  # an interleaved stage sends once per model chunk
     p2p = _collective("pipeline.p2p", "p2p", activation / tp, 2, "pipeline")
     ops = [p2p.times(exchanges), replace(p2p, phase="backward").times(exchanges)]

@@ -2,6 +2,8 @@
 
 Weights, gradients and optimizer state are exact for the reference model trained with torch (fp32 master
 weights and gradients under autocast; AdamW keeps two fp32 moments and a 4-byte step counter per tensor).
+With weights_in_16_bits (Megatron-LM's layout) the model holds 16-bit weights and the optimizer their fp32
+master copies; gradients stay fp32 (Megatron's main_grad).
 Activations are an estimate in the manner of Korthikanti et al. 2022 (the tensors autograd saves per block),
 with no, full or selective activation checkpointing, and what autocast adds (16-bit weight copies, the fp32
 residual stream): within 6% of what the reference model saves, in fp32 and in 16 bits (tests/test_ledger.py).
@@ -66,7 +68,7 @@ def _saved_per_layer(s: ShapeBatch, setup: TrainSetup) -> np.ndarray:
         saved += _attention_scores(s, setup) + tokens * heads * hd * elem
     saved += tokens * heads * hd * elem  # input of the output projection
     saved += (4 if s.mlp in ("swiglu", "geglu") else 2) * tokens * ff * elem
-    if elem < FP32:  # autocast, as the reference model trains in 16 bits
+    if setup.autocast:  # fp32 weights cast op by op, as the reference model trains in 16 bits
         saved += _autocast_extra_per_layer(s, setup)
     return saved
 
@@ -97,6 +99,9 @@ def memory_footprint(s: ShapeBatch, setup: TrainSetup) -> MemoryFootprint:
         optimizer = 2 * FP32 * params + FP32 * tensors
     else:
         optimizer = FP32 * params  # momentum buffer
+    if setup.master_weights:  # 16-bit weights in the model, their fp32 master copies in the optimizer
+        optimizer = optimizer + FP32 * params
+    weight_bytes = setup.bytes_per_element if setup.master_weights else FP32
     # ZeRO over the data-parallel ranks: stage 1 shards the optimizer state, 2 also the gradients, 3 (FSDP)
     # also the weights (the weights of the layer being computed, gathered for a moment, are not counted)
     dp, zero = setup.data_parallel, setup.zero_stage
@@ -121,7 +126,7 @@ def memory_footprint(s: ShapeBatch, setup: TrainSetup) -> MemoryFootprint:
     selective = in_flight * layers * (per_layer - scores) + scores + outside_layers
     chosen = {"full": full_ckpt, "selective": selective}.get(setup.activation_checkpointing, no_ckpt)
     return MemoryFootprint(
-        weights_bytes=FP32 * params / shard["weights"], gradient_bytes=FP32 * params / shard["gradients"],
+        weights_bytes=weight_bytes * params / shard["weights"], gradient_bytes=FP32 * params / shard["gradients"],
         optimizer_bytes=optimizer / shard["optimizer"],
         activation_bytes_no_checkpointing=no_ckpt, activation_bytes_full_checkpointing=full_ckpt,
         activation_bytes=chosen, activation_bytes_selective_checkpointing=selective,

@@ -37,11 +37,12 @@ def gpt_config(hidden: int, heads: int, layers: int, seq_len: int) -> Transforme
 
 
 def megatron_setup(row: dict) -> TrainSetup:
-    """fp16 mixed precision, full activation recomputation, unfused (non-flash) attention, Adam; Megatron's
-    global batch is micro batch x data parallel x accumulation steps."""
+    """fp16 mixed precision with Megatron's 16-bit weights (fp32 master copies in the optimizer), full
+    activation recomputation, unfused (non-flash) attention, Adam; Megatron's global batch is micro batch x
+    data parallel x accumulation steps."""
     return TrainSetup(
         micro_batch_size=int(row["micro batch"]), global_batch_size=int(row["global batch"]), precision="fp16",
-        optimizer="adamw", activation_checkpointing="full", attention="math",
+        weights_in_16_bits=True, optimizer="adamw", activation_checkpointing="full", attention="math",
         tensor_parallel=int(row["tensor parallelism"]), pipeline_parallel=int(row["pipeline parallelism"]),
         data_parallel=int(row["data parallelism"]),
     )

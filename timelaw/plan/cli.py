@@ -183,6 +183,9 @@ def _device_arguments(parser) -> None:
                         help="step-time model (default: roofline)")
     parser.add_argument("--precision", choices=("bf16", "fp16", "fp32"),
                         help="default: bf16 if the profile has it, else the profile's precision")
+    parser.add_argument("--weights-in-16-bits", action="store_true",
+                        help="16-bit weights and residual stream with fp32 master weights in the optimizer "
+                             "(Megatron-LM, DeepSpeed bf16, FSDP param_dtype), instead of torch autocast")
 
 
 def _common_arguments(parser) -> None:
@@ -232,7 +235,7 @@ def _setup(args, profile, **fields):
     precision = args.precision or resolve_setup(None, resolve_device(profile, args.method)[1]).precision
     if hasattr(args, "checkpointing"):
         fields.setdefault("activation_checkpointing", args.checkpointing)
-    return TrainSetup(precision=precision, **fields)
+    return TrainSetup(precision=precision, weights_in_16_bits=args.weights_in_16_bits, **fields)
 
 
 def _options(args, profile) -> dict:
