@@ -10,7 +10,7 @@ from pydantic import ValidationError
 import timelaw
 from timelaw import TrainSetup, TransformerConfig
 from timelaw.devices import load_profile
-from timelaw.params import n_param_tensors
+from timelaw.params import layer_params, n_param_tensors
 from timelaw.shapes import ShapeBatch
 from timelaw.timing import RooflineEstimator
 from timelaw.timing.network import collective_seconds as tiered_seconds
@@ -53,7 +53,9 @@ def test_sharded_updates_and_memory():
     adamw = 2 * 4 * P + 4 * tensors  # two fp32 moments, a step counter per tensor
     assert [float(memory[s].optimizer_bytes) for s in (0, 1, 2, 3)] == [adamw, adamw / 4, adamw / 4, adamw / 4]
     assert [float(memory[s].gradient_bytes) for s in (0, 1, 2, 3)] == [4 * P, 4 * P, P, P]
-    assert [float(memory[s].weights_bytes) for s in (0, 1, 2, 3)] == [4 * P, 4 * P, 4 * P, P]
+    # stage 3 keeps a quarter of the fp32 weights, plus two whole blocks: the one computing, the one prefetched
+    block = float(layer_params(ShapeBatch.from_config(CFG, setup(0))))
+    assert [float(memory[s].weights_bytes) for s in (0, 1, 2, 3)] == [4 * P, 4 * P, 4 * P, P + 2 * 4 * block]
 
 
 def test_a_reduce_scatter_is_half_a_ring_all_reduce():

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from timelaw.config import TrainSetup
-from timelaw.params import local_params, n_param_tensors
+from timelaw.params import layer_params, local_params, n_param_tensors
 from timelaw.shapes import ShapeBatch
 
 __all__ = ["MemoryFootprint", "memory_footprint"]
@@ -103,12 +103,13 @@ def memory_footprint(s: ShapeBatch, setup: TrainSetup) -> MemoryFootprint:
         optimizer = optimizer + FP32 * params
     weight_bytes = setup.bytes_per_element if setup.master_weights else FP32
     # ZeRO over the data-parallel ranks: stage 1 shards the optimizer state, 2 also the gradients, 3 (FSDP)
-    # also the weights (the weights of the layer being computed, gathered for a moment, are not counted)
+    # also the weights, of which two blocks are whole at a time: the one computing and the one prefetched
     dp, zero = setup.data_parallel, setup.zero_stage
     shard = {part: (dp if zero >= stage else 1) for part, stage in (("optimizer", 1), ("gradients", 2),
                                                                      ("weights", 3))}
+    gathered = 2 * layer_params(s) / tp * weight_bytes if (zero >= 3 and dp > 1) else 0.0
 
-    tokens, elem = s.micro_batch_size * s.seq_len, setup.bytes_per_element
+    tokens, elem, stream = s.micro_batch_size * s.seq_len, setup.bytes_per_element, setup.residual_bytes
     layers = s.n_layers / pp
     # 1F1B keeps up to `pp` micro-batches in flight on the first stage. Interleaved over v chunks, the first
     # stage warms up with 2 (pp - 1) + (v - 1) pp + 1 chunk passes of layers / v each: pp + (pp - 1) / v
@@ -117,16 +118,18 @@ def memory_footprint(s: ShapeBatch, setup: TrainSetup) -> MemoryFootprint:
     in_flight = np.minimum(pp if v == 1 else pp + (pp - 1) / v, s.grad_accum_steps)
     per_layer = _saved_per_layer(s, setup)
     logits = tokens * s.vocab_size / tp * (elem + 2 * FP32)  # logits, fp32 copy, log-softmax
-    outside_layers = logits + 2 * tokens * s.d_model * elem
+    outside_layers = logits + 2 * tokens * s.d_model * stream  # the embeddings' output, the final norm's input
     no_ckpt = in_flight * layers * per_layer + outside_layers
-    # Only block inputs are kept; one block's activations live again while it is recomputed.
-    full_ckpt = in_flight * layers * tokens * s.d_model * elem + per_layer + outside_layers
+    # Only block inputs (the residual stream: fp32 under autocast) are kept; one block's activations live
+    # again while it is recomputed.
+    full_ckpt = in_flight * layers * tokens * s.d_model * stream + per_layer + outside_layers
     # Selective: every block keeps all but its softmax output; one block's lives again while it is recomputed.
     scores = _attention_scores(s, setup)
     selective = in_flight * layers * (per_layer - scores) + scores + outside_layers
     chosen = {"full": full_ckpt, "selective": selective}.get(setup.activation_checkpointing, no_ckpt)
     return MemoryFootprint(
-        weights_bytes=weight_bytes * params / shard["weights"], gradient_bytes=FP32 * params / shard["gradients"],
+        weights_bytes=weight_bytes * params / shard["weights"] + gathered,
+        gradient_bytes=FP32 * params / shard["gradients"],
         optimizer_bytes=optimizer / shard["optimizer"],
         activation_bytes_no_checkpointing=no_ckpt, activation_bytes_full_checkpointing=full_ckpt,
         activation_bytes=chosen, activation_bytes_selective_checkpointing=selective,
