@@ -159,3 +159,19 @@ def test_the_pruned_bisection_finds_the_same_fastest_plan_as_bisecting_every_can
     seconds = steps * candidates.column("seconds_per_step")[able]
     k, steps_k = fastest_to_reach(candidates, able, target, law, None, SMALL.min_steps, at_deadline.steps[able])
     assert k == int(np.argmin(seconds)) and steps_k == steps[k]
+
+
+def test_a_searched_optimum_that_fills_a_device_says_memory_bound_it():
+    # two months on 8 H100s would train a larger model than fits one GPU beside its copies (ZeRO 1 in the
+    # search); the answer says memory chose it and how to search further. One hour: far from the limit.
+    space = SearchSpace(d_model_min=3072, d_model_max=4096, n_layers=(16, 24, 32, 40, 48), tokens_per_step=(2 ** 20,),
+                        micro_batch_sizes=(1,), min_steps=1)
+    long = optimize(hours=24 * 60, profile="dgx-h100-80gb", space=space, max_devices=8)
+    note = [n for n in long.notes if "GiB per device" in n]
+    assert note and "tensor_parallel_sizes" in note[0] and long.best.devices == 8
+    short = optimize(hours=1, profile="dgx-h100-80gb", space=space, max_devices=8)
+    assert not any("GiB per device" in n for n in short.notes)
+    # the search shards the optimizer state of data-parallel copies; without refinement the user's setup stays
+    assert long.best.setup.zero_stage >= 1
+    plain = optimize(hours=1, profile="dgx-h100-80gb", space=space, max_devices=8, refine_layout=False).best
+    assert plain.setup.zero_stage == 0

@@ -57,7 +57,7 @@ def cheapest(target_loss: float, deadline_hours: float, *, profile=None, max_dev
                          f"{tuple(tensor_parallel_sizes)} x pipeline_parallel_sizes {tuple(pipeline_parallel_sizes)}")
     counts = sorted({n for n, _, _ in triples})
     for devices, tensor, pipeline in triples:
-        candidates = price_candidates(space, with_devices(setup, devices, tensor, pipeline), estimator)
+        candidates = price_candidates(space, with_devices(setup, devices, tensor, pipeline, refine_layout), estimator)
         at_deadline = outcome(candidates, deadline, law_choice, unique_tokens, space.min_steps)
         if np.isfinite(at_deadline.loss).any():
             i = int(at_deadline.ranked(top=1)[0])

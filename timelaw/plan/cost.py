@@ -71,14 +71,19 @@ def devices_per_node(estimator) -> Optional[int]:
     return None if system is None else int(system.devices_per_node)
 
 
-def with_devices(setup: TrainSetup, devices: int, tensor_parallel: int = 1, pipeline_parallel: int = 1) -> TrainSetup:
+def with_devices(setup: TrainSetup, devices: int, tensor_parallel: int = 1, pipeline_parallel: int = 1,
+                 shard_optimizer: bool = False) -> TrainSetup:
     """`setup` over `devices` devices: tensor-parallel groups of `tensor_parallel`, `pipeline_parallel`
-    stages, the rest data-parallel copies (its global batch is chosen by the search)."""
+    stages, the rest data-parallel copies (its global batch is chosen by the search). shard_optimizer: with
+    several data-parallel copies, at least ZeRO stage 1 (the optimizer state sharded: the same traffic as the
+    all-reduce, a 1 / dp update, room for models the copies could not hold whole)."""
     if devices == 1 and tensor_parallel == 1 and pipeline_parallel == 1:
         return setup
     model_parallel = tensor_parallel * pipeline_parallel
     fields = {**setup.model_dump(), "data_parallel": setup.data_parallel * devices // model_parallel,
               "tensor_parallel": tensor_parallel, "pipeline_parallel": pipeline_parallel, "global_batch_size": None}
+    if shard_optimizer and fields["data_parallel"] > 1:
+        fields["zero_stage"] = max(setup.zero_stage, 1)
     return TrainSetup(**fields)
 
 

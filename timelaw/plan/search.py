@@ -251,9 +251,12 @@ def optimize(hours=None, minutes=None, seconds=None, *, profile=None, law=None, 
     tensor_parallel_sizes: tensor-parallel group sizes to try at each device count (default data parallel
     only, (1,); e.g. (1, 2, 4, 8) lets models too large for one device in); pipeline_parallel_sizes likewise
     for pipeline stages; with max_devices > 1 these set the parallel layout, overriding the setup's.
-    refine_layout: on more than one device, give the best candidate of each device count the fastest layout
-    best_layout finds for its model and batch (tensor, pipeline, interleave, ZeRO, recomputation,
-    micro-batch); plan.best then carries that layout.
+    refine_layout: on more than one device, search with the data-parallel copies' optimizer state sharded
+    (at least ZeRO 1: the same traffic, room for larger models), then give the best candidate of each device
+    count the fastest layout best_layout finds for its model and batch (tensor, pipeline, interleave, ZeRO,
+    recomputation, micro-batch); plan.best then carries that layout. False: the setup's layout as given.
+    An optimum that nearly fills a device's memory gets a note (larger models did not fit the layouts
+    searched).
     `plan.best` then carries .devices, .dollars and .energy_kwh (with watts_per_device).
     """
     prices = Prices(dollars_per_device_hour, watts_per_device)
@@ -284,7 +287,7 @@ def optimize(hours=None, minutes=None, seconds=None, *, profile=None, law=None, 
         if dollars is not None:  # the hours the money buys on this many devices, within any deadline
             budget = money / (prices.dollars_per_device_hour * devices) * 3600.0
             budget = budget if deadline is None else min(budget, deadline)
-        candidates = price_candidates(space, with_devices(setup, devices, tensor, pipeline), estimator)
+        candidates = price_candidates(space, with_devices(setup, devices, tensor, pipeline, refine_layout), estimator)
         generated += candidates.n_generated
         result = outcome(candidates, budget, law_choice, unique_tokens, space.min_steps)
         ranked = result.ranked_shapes(candidates, top)
@@ -304,15 +307,32 @@ def optimize(hours=None, minutes=None, seconds=None, *, profile=None, law=None, 
     best, budget, candidates, result, ranked = chosen
     best = costed(best, prices)
     hits = optimum_bounds(space, best)
+    memory_note = _memory_bound_note(candidates, int(ranked[0]), device, tensor_parallel_sizes, pipeline_parallel_sizes)
     if max_devices > 1 and best.devices == max_devices:
         hits += (f"max_devices = {max_devices}",)
     return Plan(
         best=best, table=table_rows(candidates, result, ranked), budget_seconds=budget,
         n_candidates=generated, n_priced=candidates.size,
         n_eligible=int(np.isfinite(result.loss).sum()), search_seconds=search_seconds, space=space,
-        notes=best.notes + ((bound_note(hits),) if hits else ()), bounds=hits, _candidates=candidates,
+        notes=best.notes + ((bound_note(hits),) if hits else ()) + memory_note, bounds=hits,
+        _candidates=candidates,
         _outcome=result,
     )
+
+
+MEMORY_BOUND_SHARE = 0.85  # a searched optimum using more of a device's memory than this was chosen by it
+
+
+def _memory_bound_note(candidates: Candidates, index: int, device, tensor_sizes, pipeline_sizes) -> tuple:
+    """A note when the searched optimum nearly fills a device: larger models, perhaps better, did not fit
+    the layouts searched (memory is a bound of the search like its edges)."""
+    used = float(candidates.column("memory_bytes")[index])
+    if used <= MEMORY_BOUND_SHARE * device.memory_bytes:
+        return ()
+    return (f"the searched optimum uses {used / GIB:.1f} of {device.memory_bytes / GIB:.0f} GiB per device: larger "
+            f"models did not fit the layouts searched (tensor sizes {tuple(tensor_sizes)}, pipeline sizes "
+            f"{tuple(pipeline_sizes)}) and may be better; search more sharding, e.g. tensor_parallel_sizes=(1, 2, "
+            "4, 8), pipeline_parallel_sizes=(1, 2, 4), or a setup with zero_stage=3",)
 
 
 def _refined_note(searched: TrainSetup, faster: tuple, searched_loss: float) -> str:
