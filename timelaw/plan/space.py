@@ -14,7 +14,7 @@ from timelaw.shapes import ShapeBatch, categorical_choices, is_categorical_choic
 
 __all__ = ["SearchSpace", "model_grid", "candidate_batches"]
 
-DEFAULT_LAYERS = tuple(range(2, 17)) + tuple(range(18, 33, 2)) + tuple(range(36, 65, 4))
+DEFAULT_LAYERS = tuple(range(2, 17)) + tuple(range(18, 33, 2)) + tuple(range(36, 65, 4)) + (72, 80, 96, 112, 128)
 
 
 @dataclass(frozen=True)
