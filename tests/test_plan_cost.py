@@ -175,3 +175,15 @@ def test_a_searched_optimum_that_fills_a_device_says_memory_bound_it():
     assert long.best.setup.zero_stage >= 1
     plain = optimize(hours=1, profile="dgx-h100-80gb", space=space, max_devices=8, refine_layout=False).best
     assert plain.setup.zero_stage == 0
+
+
+def test_a_prediction_says_how_the_step_runs():
+    from timelaw import TransformerConfig
+
+    cfg = TransformerConfig(d_model=1024, n_layers=8, n_heads=16)
+    setup = TrainSetup(micro_batch_size=4, global_batch_size=64, data_parallel=8, zero_stage=1,
+                       weights_in_16_bits=True)
+    line = next(l for l in predict_loss(cfg, hours=1, setup=setup, profile="dgx-a100-80gb").text.splitlines()
+                if l.strip().startswith("layout"))
+    assert "64 sequences/step = micro-batch 4 x 2 accumulation x 8 data parallel" in line
+    assert "tensor 1 x pipeline 1, ZeRO 1" in line and "16-bit weights" in line

@@ -78,6 +78,7 @@ class Prediction:
             f"MFU {self.mfu:.1%}",
             f"  memory     {self.memory_bytes / GIB:.2f} of {self.device_memory_bytes / GIB:.1f} GiB"
             + (f" per device, {self.devices} devices" if self.devices > 1 else ""),
+            f"  layout     {_layout_text(self.setup)}",
             f"  profile    {self.profile} ({self.method} step-time model)",
             f"  law        {self.law}",
             f"  band       {self.band}",
@@ -139,6 +140,21 @@ def check_memory(ev: Evaluated, device, cfg: TransformerConfig) -> None:
             f"{(need - have) / GIB:.2f} GiB too much. Use a smaller micro_batch_size, "
             "activation_checkpointing='full', or tensor/pipeline parallelism."
         )
+
+
+def _layout_text(s) -> str:
+    """How the step runs, in one line: batch split, parallel layout (when there is one), precision choices."""
+    parts = [f"{s.global_batch_size} sequences/step = micro-batch {s.micro_batch_size} x {s.grad_accum_steps} "
+             f"accumulation x {s.data_parallel} data parallel"]
+    if s.n_devices > 1:
+        parts.append(f"tensor {s.tensor_parallel} x pipeline {s.pipeline_parallel}"
+                     + (f" (interleave {s.pipeline_interleave})" if s.pipeline_interleave > 1 else "")
+                     + (", sequence parallel" if s.sequence_parallel else "")
+                     + (f", ZeRO {s.zero_stage}" if s.zero_stage else "")
+                     + (", overlapped gradient reduction" if s.overlap_grad_reduce else ""))
+    parts.append(f"{s.precision}" + (" with 16-bit weights" if s.weights_in_16_bits else "")
+                 + f", {s.optimizer}, checkpointing {s.activation_checkpointing}, {s.attention} attention")
+    return "; ".join(parts)
 
 
 def law_notes(law_choice: LawChoice, excursions, inputs: dict, loss: float, steps: float | None = None) -> list:
