@@ -32,6 +32,9 @@ All-reduce of M bytes over a group with k members on each of N nodes:
   at other counts of whole nodes the model's time is scaled by measured / modelled at the nearest measured
   count (a two-node measurement faster than the model is not carried to 3+ nodes).
 
+A reduce-scatter or an all-gather (ZeRO, sequence parallelism, the pipeline's tensor-group gathers) is half
+of the ring all-reduce of the same message, tier by tier: NCCL runs them on rings only.
+
 Sources: NCCL's tuning model (NVIDIA/nccl, src/graph/tuning.cc: ring steps 2 (n - 1), of them 2 (N - 1)
 over the network; tree latency in log2 N); maintainers in NVIDIA/nccl #508, #1031 and NVIDIA/nccl-tests
 #169 (two-node results can exceed the network card; 3+ nodes do not).
