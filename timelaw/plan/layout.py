@@ -8,7 +8,8 @@ stage (0-3, when d > 1), activation checkpointing (none, selective, full) and th
 two dividing the per-rank batch). The setup's other choices (precision, optimizer, attention kernel, DDP
 overlap) are kept. The micro-batches of one structural
 layout are priced together, as one ShapeBatch (no Python loop over them); layouts that do not fit in the
-device's memory are dropped, and the fastest step wins (fewer devices per tensor group on a tie).
+device's memory are dropped, and the fastest step wins (on a tie, fewer devices per tensor group, then
+less memory).
 """
 from __future__ import annotations
 
@@ -136,7 +137,7 @@ def best_layout(cfg: TransformerConfig, setup: TrainSetup | None = None, *, prof
         raise ValueError(f"no layout of d_model={cfg.d_model}, n_layers={cfg.n_layers} on {devices} devices fits "
                          f"in {device.memory_bytes / GIB:.0f} GiB per device with global batch "
                          f"{setup.global_batch_size}: use more devices or a smaller model")
-    rows.sort(key=lambda r: (r[0], r[1]))
+    rows.sort(key=lambda r: (r[0], r[1], r[3]))  # fastest; then smaller tensor groups, then less memory
     seconds, _, best, memory = rows[0]
     tokens_per_step = setup.global_batch_size * cfg.seq_len
     from timelaw.ledger import ledger
