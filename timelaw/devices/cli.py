@@ -102,12 +102,13 @@ def _systems(args: argparse.Namespace) -> int:
         rows.append({"name": name, "source": system.source, "devices_per_node": system.devices_per_node,
                      "device": system.device.name,
                      "intra_node_GBps": system.intra_node.bandwidth / 1e9,
-                     "inter_node_GBps_per_device": system.inter_node.bandwidth / 1e9, "path": str(path)})
+                     "inter_node_GBps_per_device": system.inter_node.bandwidth / 1e9,
+                     "inter_node_algorithm": system.inter_node_algorithm, "path": str(path)})
     if args.json:
         print(json.dumps(rows, indent=1))
     else:
         for r in rows:
             print(f"{r['name']:26s} {r['source']:11s} {r['devices_per_node']} x {r['device']:16s} "
                   f"{r['intra_node_GBps']:6.1f} GB/s in a node, {r['inter_node_GBps_per_device']:6.2f} GB/s "
-                  f"per device between nodes  {r['path']}")
+                  f"per device between nodes ({r['inter_node_algorithm']})  {r['path']}")
     return 0
