@@ -300,14 +300,15 @@ def optimize(hours=None, minutes=None, seconds=None, *, profile=None, law=None, 
             best = predict_resolved(cfg, budget, faster[0], estimator, law_choice, unique_tokens, method)
             best = replace(best, notes=best.notes + (_refined_note(best_setup, faster, result.loss[ranked[0]]),))
         if chosen is None or best.loss < chosen[0].loss:  # strictly better: on a tie the fewer devices stay
-            chosen = (best, budget, candidates, result, ranked)
+            chosen = (best, budget, candidates, result, ranked, (tensor, pipeline))
     search_seconds = time.perf_counter() - start
     if chosen is None:
         raise _no_candidate(space, candidates, budget)
-    best, budget, candidates, result, ranked = chosen
+    best, budget, candidates, result, ranked, searched_layout = chosen
     best = costed(best, prices)
     hits = optimum_bounds(space, best)
-    memory_note = _memory_bound_note(candidates, int(ranked[0]), device, tensor_parallel_sizes, pipeline_parallel_sizes)
+    memory_note = _memory_bound_note(candidates, int(ranked[0]), device, searched_layout, tensor_parallel_sizes,
+                                     pipeline_parallel_sizes)
     if max_devices > 1 and best.devices == max_devices:
         hits += (f"max_devices = {max_devices}",)
     return Plan(
@@ -323,11 +324,14 @@ def optimize(hours=None, minutes=None, seconds=None, *, profile=None, law=None, 
 MEMORY_BOUND_SHARE = 0.85  # a searched optimum using more of a device's memory than this was chosen by it
 
 
-def _memory_bound_note(candidates: Candidates, index: int, device, tensor_sizes, pipeline_sizes) -> tuple:
-    """A note when the searched optimum nearly fills a device: larger models, perhaps better, did not fit
-    the layouts searched (memory is a bound of the search like its edges)."""
+def _memory_bound_note(candidates: Candidates, index: int, device, layout: tuple, tensor_sizes,
+                       pipeline_sizes) -> tuple:
+    """A note when the searched optimum nearly fills a device in the most sharded layout searched: larger
+    models, perhaps better, did not fit any layout searched (memory is a bound of the search like its
+    edges). Found in a less sharded layout, it beat the larger models the others could hold."""
     used = float(candidates.column("memory_bytes")[index])
-    if used <= MEMORY_BOUND_SHARE * device.memory_bytes:
+    most_sharded = layout == (max(tensor_sizes), max(pipeline_sizes))
+    if used <= MEMORY_BOUND_SHARE * device.memory_bytes or not most_sharded:
         return ()
     return (f"the searched optimum uses {used / GIB:.1f} of {device.memory_bytes / GIB:.0f} GiB per device: larger "
             f"models did not fit the layouts searched (tensor sizes {tuple(tensor_sizes)}, pipeline sizes "
