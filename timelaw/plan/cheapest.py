@@ -52,9 +52,6 @@ def cheapest(target_loss: float, deadline_hours: float, *, profile=None, max_dev
     triples = layouts(max_devices, devices_per_node(estimator), tensor_parallel_sizes,
                       counts=None if devices is None else tuple(devices),
                       pipeline_parallel_sizes=pipeline_parallel_sizes)
-    if not triples:
-        raise ValueError(f"no device count up to {max_devices} splits into tensor_parallel_sizes "
-                         f"{tuple(tensor_parallel_sizes)} x pipeline_parallel_sizes {tuple(pipeline_parallel_sizes)}")
     counts = sorted({n for n, _, _ in triples})
     for devices, tensor, pipeline in triples:
         candidates = price_candidates(space, with_devices(setup, devices, tensor, pipeline, refine_layout), estimator)
@@ -85,28 +82,38 @@ def _plans(candidates, at_deadline, target: float, deadline: float, devices: int
     refine_layout, the candidate of lowest loss at the deadline on its fastest layout (optimize's pick, which
     its faster layout may bring within reach)."""
     rate = prices.dollars_per_device_hour or 1.0
+    refined: dict[int, object] = {}  # best_layout once per candidate: both picks may be the same one
+
+    def fastest(index: int):
+        if index not in refined:
+            refined[index] = faster_layout(candidates, index, estimator, devices, method) if refine_layout else None
+        return refined[index]
+
+    def plan(index: int, steps: float, step_seconds: float, setup) -> tuple:
+        return devices * steps * step_seconds / 3600.0 * rate, steps * step_seconds, steps, candidates, index, setup
+
     plans = []
     able = np.flatnonzero(at_deadline.loss <= target)
     if able.size:  # on one device count the cheapest is the fastest: cost = devices x time x price
         k, steps_k = fastest_to_reach(candidates, able, target, law_choice, unique_tokens, min_steps,
                                       at_deadline.steps[able])
-        index, setup = int(able[k]), candidates.config_and_setup(int(able[k]))[1]
-        faster = faster_layout(candidates, index, estimator, devices, method) if refine_layout else None
-        step_seconds = float(candidates.column("seconds_per_step")[index]) if faster is None else faster[1]
-        setup = setup if faster is None else faster[0]  # the same steps on a faster layout: sooner, cheaper
-        plans.append((devices * steps_k * step_seconds / 3600.0 * rate, steps_k * step_seconds, steps_k,
-                      candidates, index, setup))
+        index = int(able[k])
+        faster = fastest(index)
+        if faster is None:
+            searched = candidates.config_and_setup(index)[1]
+            plans.append(plan(index, steps_k, float(candidates.column("seconds_per_step")[index]), searched))
+        else:  # the same steps on a faster layout: sooner, cheaper
+            plans.append(plan(index, steps_k, faster[1], faster[0]))
     if refine_layout and np.isfinite(at_deadline.loss).any():
         index = int(at_deadline.ranked(top=1)[0])
-        faster = faster_layout(candidates, index, estimator, devices, method)
+        faster = fastest(index)
         if faster is not None:
             most = np.floor(deadline / faster[1])
             if most >= max(min_steps, 1) and loss_at_steps(candidates, [index], [most], law_choice,
                                                             unique_tokens)[0] <= target:
                 steps_k = float(steps_to_reach(candidates, [index], target, law_choice, unique_tokens, min_steps,
                                                [most])[0])
-                plans.append((devices * steps_k * faster[1] / 3600.0 * rate, steps_k * faster[1], steps_k,
-                              candidates, index, faster[0]))
+                plans.append(plan(index, steps_k, faster[1], faster[0]))
     return plans
 
 

@@ -98,7 +98,8 @@ def layouts(max_devices, node_size: Optional[int], tensor_parallel_sizes=(1,), c
             pipeline_parallel_sizes=(1,)) -> list[tuple[int, int, int]]:
     """(devices, tensor_parallel, pipeline_parallel) to search: each device count (`counts`, or those
     max_devices implies) with each allowed tensor-parallel size that fits in a node (a tensor-parallel group
-    across nodes is not searched) and each pipeline depth, where tensor x pipeline divides the count."""
+    across nodes is not searched) and each pipeline depth, where tensor x pipeline divides the count. None at
+    all is a ValueError."""
     tensors = _whole_numbers(tensor_parallel_sizes, "tensor_parallel_sizes")
     pipelines = _whole_numbers(pipeline_parallel_sizes, "pipeline_parallel_sizes")
     triples = []
@@ -107,6 +108,9 @@ def layouts(max_devices, node_size: Optional[int], tensor_parallel_sizes=(1,), c
             for p in pipelines:
                 if devices % (t * p) == 0 and (node_size is None or t <= node_size):
                     triples.append((devices, t, p))
+    if not triples:
+        raise ValueError(f"no device count up to {max_devices} splits into tensor_parallel_sizes {tuple(tensors)} "
+                         f"x pipeline_parallel_sizes {tuple(pipelines)}")
     return triples
 
 

@@ -278,12 +278,8 @@ def optimize(hours=None, minutes=None, seconds=None, *, profile=None, law=None, 
     law_choice = resolve_law(law, unique_tokens, n_count)
     start = time.perf_counter()
     chosen, generated = None, 0
-    triples = layouts(max_devices, devices_per_node(estimator), tensor_parallel_sizes,
-                      pipeline_parallel_sizes=pipeline_parallel_sizes)
-    if not triples:
-        raise ValueError(f"no device count up to {max_devices} splits into tensor_parallel_sizes "
-                         f"{tuple(tensor_parallel_sizes)} x pipeline_parallel_sizes {tuple(pipeline_parallel_sizes)}")
-    for devices, tensor, pipeline in triples:
+    for devices, tensor, pipeline in layouts(max_devices, devices_per_node(estimator), tensor_parallel_sizes,
+                                             pipeline_parallel_sizes=pipeline_parallel_sizes):
         if dollars is not None:  # the hours the money buys on this many devices, within any deadline
             budget = money / (prices.dollars_per_device_hour * devices) * 3600.0
             budget = budget if deadline is None else min(budget, deadline)
@@ -293,12 +289,12 @@ def optimize(hours=None, minutes=None, seconds=None, *, profile=None, law=None, 
         ranked = result.ranked_shapes(candidates, top)
         if not ranked.size:
             continue
-        cfg, best_setup = candidates.config_and_setup(int(ranked[0]))
-        best = predict_resolved(cfg, budget, best_setup, estimator, law_choice, unique_tokens, method)
+        cfg, searched = candidates.config_and_setup(int(ranked[0]))
         faster = faster_layout(candidates, int(ranked[0]), estimator, devices, method) if refine_layout else None
+        best = predict_resolved(cfg, budget, searched if faster is None else faster[0], estimator, law_choice,
+                                unique_tokens, method)
         if faster is not None:
-            best = predict_resolved(cfg, budget, faster[0], estimator, law_choice, unique_tokens, method)
-            best = replace(best, notes=best.notes + (_refined_note(best_setup, faster, result.loss[ranked[0]]),))
+            best = replace(best, notes=best.notes + (_refined_note(searched, faster, result.loss[ranked[0]]),))
         if chosen is None or best.loss < chosen[0].loss:  # strictly better: on a tie the fewer devices stay
             chosen = (best, budget, candidates, result, ranked, (tensor, pipeline))
     search_seconds = time.perf_counter() - start
