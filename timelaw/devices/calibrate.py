@@ -47,9 +47,6 @@ LOWER_BOUNDS = {
     "roofline": {"matmul_seconds": 1.0, "attention_seconds": 1.0, "memory_bound_seconds": 1.0,
                  "optimizer_seconds": 1.0},
 }
-# Terms no calibration step exercises (collectives on one device) keep their roofline value.
-UNMEASURED = {"tensor_parallel_seconds": 1.0, "pipeline_parallel_seconds": 1.0, "data_parallel_seconds": 1.0,
-              "network_seconds": 1.0}
 
 
 class CalibrationError(RuntimeError):
@@ -209,6 +206,8 @@ def fit_bounded(estimator, measurements):
     class of work is priced below its microbenchmark), keeping the host cost it chose; returns it."""
     from scipy.optimize import lsq_linear
 
+    from timelaw.timing.base import UNSEEN_COEFFICIENT
+
     X, seconds = estimator._feature_rows(list(measurements))
     names = estimator.feature_names
     measured = np.any(X != 0, axis=0)
@@ -219,7 +218,8 @@ def fit_bounded(estimator, measurements):
     scale[scale == 0] = 1.0
     result = lsq_linear(A / scale, np.ones_like(seconds), bounds=(lower * scale, np.inf))
     coef = result.x / scale
-    coef = np.where(measured, np.maximum(coef, lower), [UNMEASURED.get(f, 0.0) for f in names])
+    # terms no calibration step exercises (collectives on one device) keep their face value, as in any fit
+    coef = np.where(measured, np.maximum(coef, lower), UNSEEN_COEFFICIENT)
     estimator.coef_ = coef
     estimator.residuals_ = estimator.predict_features(X) / seconds - 1.0
     return estimator

@@ -20,10 +20,14 @@ from timelaw.provenance import provenance
 from timelaw.shapes import ShapeBatch
 from timelaw.timing.network import check_layout
 
-__all__ = ["StepTimeEstimator", "Measurement", "as_shapes", "step_ledger", "grouped_shapes", "measured_seconds",
-           "nnls_relative"]
+__all__ = ["StepTimeEstimator", "Measurement", "UNSEEN_COEFFICIENT", "as_shapes", "step_ledger", "grouped_shapes",
+           "measured_seconds", "nnls_relative"]
 
 Measurement = tuple  # (TransformerConfig, TrainSetup, seconds per step)
+# A feature that is zero in every fitted step (no data-parallel runs, no network) was not seen: its
+# coefficient is not identified, so it stays at this, the feature priced as modelled, rather than at the 0 a
+# solver leaves (which would make that cost vanish from every prediction).
+UNSEEN_COEFFICIENT = 1.0
 
 
 def as_shapes(cfg: TransformerConfig | ShapeBatch, setup: TrainSetup) -> ShapeBatch:
@@ -136,11 +140,8 @@ class StepTimeEstimator:
 
     def _fit_rows(self, X: np.ndarray, seconds: np.ndarray) -> "StepTimeEstimator":
         self.coef_, _ = nnls_relative(X, seconds)
-        # A feature that is zero in every fitted step (no data-parallel runs, no network) was not seen: its
-        # coefficient is not identified, so it stays at 1, the feature priced as modelled, rather than at
-        # the 0 the solver leaves (which would make that cost vanish from every prediction).
         unseen = ~np.any(X != 0, axis=0)
-        self.coef_ = np.where(unseen, 1.0, self.coef_)
+        self.coef_ = np.where(unseen, UNSEEN_COEFFICIENT, self.coef_)
         self.residuals_ = self.predict_features(X) / seconds - 1.0
         names = [f for f, u in zip(self.feature_names, unseen) if u]
         self.provenance_ = provenance(

@@ -204,27 +204,33 @@ def _all_reduce_group(op: Op, setup: TrainSetup) -> tuple[int, int]:
     raise ValueError(f"op {op.name} serves no known parallel axis ({op.axis!r})")
 
 
+def _spread(op: Op, system: System, setup: TrainSetup) -> tuple[int, int]:
+    """(most members of the op's group on one node, most nodes it spans) for a collective of the layout."""
+    stride, size = _all_reduce_group(op, setup)
+    if size != op.group_size:
+        raise ValueError(f"op {op.name} runs over {op.group_size} ranks, but the layout's {op.axis} group has {size}")
+    return group_spread(stride, size, setup.n_devices, system.devices_per_node)
+
+
+def _p2p_crosses_nodes(system: System, setup: TrainSetup) -> bool:
+    return pipeline_crosses_nodes(setup.tensor_parallel * setup.data_parallel, setup.n_devices,
+                                  system.devices_per_node)
+
+
 def crosses_nodes(op: Op, system: System, setup: TrainSetup) -> bool:
     """Whether a communication op of `setup`'s layout on `system` travels over the network between nodes."""
-    n, per_node_max = setup.n_devices, system.devices_per_node
     if op.collective == "p2p":
-        return pipeline_crosses_nodes(setup.tensor_parallel * setup.data_parallel, n, per_node_max)
-    stride, size = _all_reduce_group(op, setup)
-    return group_spread(stride, size, n, per_node_max)[1] > 1
+        return _p2p_crosses_nodes(system, setup)
+    return _spread(op, system, setup)[1] > 1
 
 
 def collective_seconds(op: Op, system: System, setup: TrainSetup) -> np.ndarray:
     """Seconds of one occurrence of a communication op of `setup`'s layout on `system`."""
-    n, per_node_max = setup.n_devices, system.devices_per_node
     if op.collective == "p2p":
-        crosses = pipeline_crosses_nodes(setup.tensor_parallel * setup.data_parallel, n, per_node_max)
-        return p2p_seconds(op.message_bytes, system.inter_node if crosses else system.intra_node)
+        link = system.inter_node if _p2p_crosses_nodes(system, setup) else system.intra_node
+        return p2p_seconds(op.message_bytes, link)
     if op.collective in ("all_reduce",) + HALF_ALL_REDUCE:
-        stride, size = _all_reduce_group(op, setup)
-        if size != op.group_size:
-            raise ValueError(f"op {op.name} runs over {op.group_size} ranks, but the layout's "
-                             f"{op.axis} group has {size}")
-        per_node, nodes = group_spread(stride, size, n, per_node_max)
+        per_node, nodes = _spread(op, system, setup)
         if op.collective == "all_reduce":
             return all_reduce_seconds(op.message_bytes, per_node, nodes, system)
         # a reduce-scatter or an all-gather is either half of the ring all-reduce, tier by tier
