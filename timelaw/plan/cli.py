@@ -39,11 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "wall-clock or money budget on a device.")
     _budget_arguments(o, several=False, dollars=True)
     _search_arguments(o)
-    o.add_argument("--max-devices", type=int, default=1, help="most devices: 1, 2, 4, ... up to it are searched "
-                                                              "(default: 1)")
-    _tensor_parallel_sizes_argument(o)
-    o.add_argument("--price", type=float, help="dollars per device-hour (needed by --dollars)")
-    o.add_argument("--watts", type=float, help="watts per device, for the energy")
+    _device_search_arguments(o, max_devices=1, price_help="dollars per device-hour (needed by --dollars)")
     o.add_argument("--top", type=int, default=10, help="rows of the ranked table to print (default: 10)")
     _common_arguments(o)
     o.add_argument("--plot", metavar="FILE.png", help="write the U-curve (loss against model size) here")
@@ -63,10 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "cheapest run that reaches a target loss within a deadline.")
     c.add_argument("--target-loss", type=float, required=True, help="loss to reach (nats per token)")
     c.add_argument("--deadline", required=True, help="time allowed, e.g. 72h, 90m, 3600 (seconds)")
-    c.add_argument("--max-devices", type=int, default=8, help="most devices (default: 8)")
-    _tensor_parallel_sizes_argument(c)
-    c.add_argument("--price", type=float, help="dollars per device-hour (without it: device-hours are minimised)")
-    c.add_argument("--watts", type=float, help="watts per device, for the energy")
+    _device_search_arguments(c, max_devices=8,
+                             price_help="dollars per device-hour (without it: device-hours are minimised)")
     _search_arguments(c)
     _common_arguments(c)
     c.set_defaults(func=run_plan)
@@ -142,8 +136,12 @@ def _layout_arguments(parser) -> None:
                         help="all-reduce the gradients in buckets during the backward, as torch DDP does")
 
 
-def _tensor_parallel_sizes_argument(parser) -> None:
-    """The layout flags of a search over device counts (optimize, plan)."""
+def _device_search_arguments(parser, max_devices: int, price_help: str) -> None:
+    """The flags of a search over device counts, layouts and their cost (optimize, plan)."""
+    parser.add_argument("--max-devices", type=int, default=max_devices,
+                        help=f"most devices: 1, 2, 4, ... up to it are searched (default: {max_devices})")
+    parser.add_argument("--price", type=float, help=price_help)
+    parser.add_argument("--watts", type=float, help="watts per device, for the energy")
     parser.add_argument("--tensor-parallel-sizes", type=int, nargs="+", default=[1], metavar="T",
                         help="tensor-parallel group sizes to try at each device count (default: 1, data "
                              "parallel only); e.g. 1 2 4 8 lets models too large for one device in")
